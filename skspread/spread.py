@@ -175,15 +175,19 @@ class BaseSpread(ABC):
         """Check that the spread gives a valid divergence.
 
         A valid spread has a density that is positive everywhere and a
-        characteristic function that never vanishes. The density is checked
-        on a grid spanning many scales, the characteristic function at
-        ``frequencies``.
+        characteristic function that never vanishes. The log-density is
+        checked on a grid spanning many scales, the characteristic function
+        at ``frequencies``. A real characteristic function equals 1 at w = 0,
+        so by continuity it never vanishes only if it stays positive: a sign
+        change between two grid points is a zero.
 
         Parameters
         ----------
         frequencies : array-like, default=None
             Frequencies at which to evaluate the characteristic function;
-            by default a grid over [-100, 100] / scale.
+            by default a grid over [-10, 10] / scale (wider grids underflow:
+            the Gaussian's exp(-sigma^2 w^2 / 2) is 0.0 in floating point
+            beyond |w| of about 38 / sigma).
 
         Returns
         -------
@@ -196,11 +200,12 @@ class BaseSpread(ABC):
             If the density or the characteristic function vanishes.
         """
         if frequencies is None:
-            frequencies = np.linspace(-100.0, 100.0, 2001) / self.scale
-        phi = np.abs(self.characteristic_function(np.asarray(frequencies, float)))
+            frequencies = np.linspace(-10.0, 10.0, 2001) / self.scale
+        phi = self.characteristic_function(np.asarray(frequencies, float))
+        phi = np.abs(phi) if np.iscomplexobj(phi) else phi
         points = np.linspace(-20.0, 20.0, 401)[:, None] * self.scale
-        density = np.exp(self._log_density(points))
-        if not np.all(density > 0):
+        log_density = self._log_density(points)
+        if not np.all(log_density > -np.inf):
             raise ValueError(f"{self!r} has a density that vanishes.")
         if not np.all(phi > 0):
             raise ValueError(f"{self!r} has a characteristic function that vanishes.")
@@ -253,7 +258,7 @@ class GaussianSpread(BaseSpread):
         return self._log_density(D) - 0.5
 
     def characteristic_function(self, w):
-        return np.exp(-0.5 * self.variance * np.square(w))
+        return np.exp(-0.5 * np.square(self.scale * np.asarray(w, dtype=float)))
 
 
 class LaplaceSpread(BaseSpread):
@@ -305,7 +310,7 @@ class LaplaceSpread(BaseSpread):
         return -math.log(2 * b) - (absolute + b * xp.exp(-absolute / b)) / b
 
     def characteristic_function(self, w):
-        return 1.0 / (1.0 + self.scale**2 * np.square(w))
+        return 1.0 / (1.0 + np.square(self.scale * np.asarray(w, dtype=float)))
 
 
 _SPREADS = {cls.name: cls for cls in (GaussianSpread, LaplaceSpread)}
