@@ -1,0 +1,9 @@
+"""Deep implicit generative models on a torch backend.
+
+torch is imported only when a model is fitted or loaded, so importing this
+subpackage works without it (``pip install "skspread[deep]"`` to fit).
+"""
+
+from ._delta_vae import DeltaVAE
+
+__all__ = ["DeltaVAE"]

@@ -1,0 +1,129 @@
+"""The delta-VAE model: its networks and its loss (it never knows its trainer)."""
+
+import math
+
+import torch
+from torch import nn
+
+
+def gaussian_kl_to_standard(mean, log_var):
+    """KL(N(mean, diag(exp(log_var))) || N(0, I)) per row."""
+    return 0.5 * torch.sum(mean**2 + torch.exp(log_var) - 1.0 - log_var, dim=-1)
+
+
+def standard_normal_log_prob(Z):
+    return -0.5 * torch.sum(Z**2, dim=-1) - 0.5 * Z.shape[-1] * math.log(2 * math.pi)
+
+
+class DeltaVAEModule(nn.Module):
+    """Deterministic generator g(z), amortised encoder q(z|y) and the spread.
+
+    Parameters
+    ----------
+    encoder : nn.Module
+        Maps (n, D) to the mean and log-variance (n, K) of q(z|y).
+    decoder : nn.Module
+        The generator g: (n, K) -> (n, D).
+    spread : SpreadModule or None
+        Spread noise on data and model (the delta-VAE). None gives the
+        standard VAE, whose model has Gaussian observation noise.
+    observation : GaussianSpread or None
+        The observation noise N(0, noise_variance I) of the standard VAE
+        (used when ``spread`` is None).
+    """
+
+    def __init__(self, encoder, decoder, spread=None, observation=None):
+        super().__init__()
+        if (spread is None) == (observation is None):
+            raise ValueError("Give exactly one of spread and observation noise.")
+        self.encoder = encoder
+        self.decoder = decoder
+        self.spread = spread
+        self.observation = observation
+
+    def model_parameters(self):
+        """Parameters the model minimises over (encoder and generator)."""
+        return [*self.encoder.parameters(), *self.decoder.parameters()]
+
+    def spread_parameters(self):
+        """Parameters psi of a learned spread, maximised over."""
+        if self.spread is None:
+            return []
+        return list(self.spread.parameters())
+
+    def spread_data(self, X, generator):
+        """Spread mean f(x) and one fresh spread sample y = f(x) + e."""
+        if self.spread is None:
+            return X, X
+        Y_mean = self.spread.centre(X)
+        return Y_mean, Y_mean + self.spread.noise(Y_mean.shape, generator)
+
+    def negative_elbo(self, X, generator):
+        """Training objective per row, the lower-variance form (spec section 5).
+
+        The encoder sees a fresh spread sample y; the decoder term is the
+        closed-form expectation over y around the spread mean f(x).
+        """
+        Y_mean, Y = self.spread_data(X, generator)
+        mean, log_var = self.encoder(Y)
+        eps = torch.randn(
+            mean.shape, generator=generator, device=mean.device, dtype=mean.dtype
+        )
+        generated = self.decoder(mean + torch.exp(0.5 * log_var) * eps)
+        if self.spread is None:
+            reconstruction = self.observation.log_prob(X, generated)
+        else:
+            reconstruction = self.spread.expected_log_prob(Y_mean, generated)
+        return gaussian_kl_to_standard(mean, log_var) - reconstruction
+
+    def spread_objective(self, X, generator):
+        """Loss the spread minimises: minus its divergence estimate.
+
+        The spread divergence KL(p~ || q~) = -H(p~) - E log q~ is bounded
+        above by -H(k) - ELBO (convolution with k adds entropy, and the ELBO
+        bounds log q~); the spread maximises this bound. Without the -H(k)
+        term a learned covariance could raise the divergence estimate merely
+        by changing its own normalisation.
+        """
+        return -(self.negative_elbo(X, generator).mean() + self.spread.negative_entropy())
+
+    def log_likelihood_bound(self, X, spread_noise, latent_noise):
+        """Importance-weighted bound on the spread log-likelihood per row.
+
+        Parameters
+        ----------
+        X : tensor of shape (n, D)
+        spread_noise : tensor of shape (S, D) or None
+            Spread draws shared by every row (common random numbers), so
+            the score of a row does not depend on the other rows.
+        latent_noise : tensor of shape (T, K)
+            Standard-normal draws shared by every row; T importance samples
+            (T = 1 gives the ELBO with a one-sample estimate of its KL).
+
+        Returns
+        -------
+        bound : tensor of shape (n,)
+            The mean over the S spread copies y of
+            log (1/T) sum_t p(y|z_t) p(z_t) / q(z_t|y), z_t ~ q(z|y).
+        """
+        n_rows, n_features = X.shape
+        if self.spread is None:
+            Y = X[None]
+        else:
+            Y = self.spread.centre(X)[None] + spread_noise[:, None, :]
+        Y = Y.reshape(-1, n_features)
+        mean, log_var = self.encoder(Y)
+        std = torch.exp(0.5 * log_var)
+        Z = mean[:, None, :] + std[:, None, :] * latent_noise[None]
+        generated = self.decoder(Z.reshape(-1, Z.shape[-1])).reshape(*Z.shape[:2], n_features)
+        if self.spread is None:
+            log_likelihood = self.observation.log_prob(Y[:, None, :], generated)
+        else:
+            log_likelihood = self.spread.log_prob(Y[:, None, :], generated)
+        log_posterior = standard_normal_log_prob(latent_noise)[None] - torch.sum(
+            0.5 * log_var, dim=-1, keepdim=True
+        )
+        log_weights = log_likelihood + standard_normal_log_prob(Z) - log_posterior
+        n_importance = latent_noise.shape[0]
+        bound = torch.logsumexp(log_weights, dim=1) - math.log(n_importance)
+        return bound.reshape(-1, n_rows).mean(dim=0)

@@ -1,0 +1,173 @@
+"""Training loop of the delta-VAE: batches, optimisers, device, history.
+
+The trainer alternates the two players of the learned spread's max-min game:
+the model (encoder and generator) descends the negative ELBO on every
+batch; after a warm-up, every ``spread_step_interval``-th batch first takes
+one ascent step of the spread parameters on the spread divergence bound.
+"""
+
+import time
+import warnings
+
+import torch
+from tqdm.auto import tqdm
+
+
+class Trainer:
+    """Optimises a :class:`~skspread.deep._model.DeltaVAEModule`.
+
+    Parameters
+    ----------
+    model : DeltaVAEModule
+        Already on ``device``.
+    batch_size : int
+    learning_rate : float
+        Adam step size of the model.
+    spread_learning_rate : float
+        Adam step size of the learned spread (unused for a fixed spread).
+    device : torch.device
+    seed : int
+        Seed of the generator that draws batches and noise.
+    spread_warmup_epochs : int, default=1
+        Epochs of model-only training before the spread starts to learn
+        (the divergence estimate is meaningless for a random model).
+    spread_step_interval : int, default=4
+        One spread step every this many batches.
+    """
+
+    def __init__(
+        self,
+        model,
+        *,
+        batch_size,
+        learning_rate,
+        spread_learning_rate,
+        device,
+        seed,
+        spread_warmup_epochs=1,
+        spread_step_interval=4,
+    ):
+        self.model = model
+        self.batch_size = batch_size
+        self.device = device
+        self.seed = seed
+        self.spread_warmup_epochs = spread_warmup_epochs
+        self.spread_step_interval = spread_step_interval
+        self.model_optimizer = torch.optim.Adam(model.model_parameters(), lr=learning_rate)
+        spread_parameters = model.spread_parameters()
+        self.spread_optimizer = (
+            torch.optim.Adam(spread_parameters, lr=spread_learning_rate)
+            if spread_parameters
+            else None
+        )
+        self.generator = torch.Generator(device=device).manual_seed(seed)
+        self.n_epochs_done = 0
+
+    def set_learning_rates(self, learning_rate, spread_learning_rate):
+        """Apply changed step sizes (``set_params`` before a warm start)."""
+        for group in self.model_optimizer.param_groups:
+            group["lr"] = learning_rate
+        if self.spread_optimizer is not None:
+            for group in self.spread_optimizer.param_groups:
+                group["lr"] = spread_learning_rate
+
+    def _spread_step(self, batch):
+        self.spread_optimizer.zero_grad(set_to_none=True)
+        loss = self.model.spread_objective(batch, self.generator)
+        loss.backward()
+        self.spread_optimizer.step()
+        return -loss.item()
+
+    def _model_step(self, batch):
+        self.model_optimizer.zero_grad(set_to_none=True)
+        loss = self.model.negative_elbo(batch, self.generator).mean()
+        loss.backward()
+        self.model_optimizer.step()
+        return loss.item()
+
+    def train_epoch(self, X, progress=None):
+        """One pass over ``X`` (a tensor on the device); returns its history entry."""
+        self.model.train()
+        start = time.perf_counter()
+        n_samples = X.shape[0]
+        order = torch.randperm(n_samples, generator=self.generator, device=self.device)
+        learn_spread = (
+            self.spread_optimizer is not None
+            and self.n_epochs_done >= self.spread_warmup_epochs
+        )
+        loss_sum, divergences = 0.0, []
+        for index, begin in enumerate(range(0, n_samples, self.batch_size)):
+            batch = X[order[begin : begin + self.batch_size]]
+            if learn_spread and index % self.spread_step_interval == 0:
+                divergences.append(self._spread_step(batch))
+            loss = self._model_step(batch)
+            loss_sum += loss * batch.shape[0]
+            if progress is not None:
+                progress.update(batch.shape[0])
+                progress.set_postfix(loss=f"{loss:.4g}", refresh=False)
+        self.model.eval()
+        self.n_epochs_done += 1
+        entry = {
+            "epoch": self.n_epochs_done,
+            "loss": loss_sum / n_samples,
+            "time": time.perf_counter() - start,
+        }
+        if divergences:
+            entry["spread_divergence"] = sum(divergences) / len(divergences)
+        return entry
+
+    def fit(self, X, n_epochs, verbose=0):
+        """Train for ``n_epochs`` passes; Ctrl-C stops after the current step.
+
+        Returns the history entries of the completed epochs.
+        """
+        entries = []
+        progress = None
+        try:
+            for _ in range(n_epochs):
+                if verbose:
+                    progress = tqdm(
+                        total=X.shape[0],
+                        desc=f"epoch {self.n_epochs_done + 1}",
+                        leave=verbose > 1,
+                        unit="sample",
+                    )
+                entry = self.train_epoch(X, progress)
+                entries.append(entry)
+                if progress is not None:
+                    progress.set_postfix(loss=f"{entry['loss']:.4g}")
+                    progress.close()
+                    progress = None
+        except KeyboardInterrupt:
+            self.model.eval()
+            warnings.warn(
+                f"Training interrupted after {len(entries)} complete epoch(s); the "
+                "model keeps the parameters reached so far.",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+        finally:
+            if progress is not None:
+                progress.close()
+        return entries
+
+    def __getstate__(self):
+        # A torch.Generator does not pickle: keep its state and device.
+        state = self.__dict__.copy()
+        generator = state.pop("generator")
+        state["generator_state"] = generator.get_state()
+        return state
+
+    def __setstate__(self, state):
+        generator_state = state.pop("generator_state")
+        self.__dict__.update(state)
+        if self.device.type == "cuda" and not torch.cuda.is_available():
+            # The estimator maps the tensors to the CPU in this case.
+            self.device = torch.device("cpu")
+        self.generator = torch.Generator(device=self.device)
+        try:
+            self.generator.set_state(generator_state)
+        except RuntimeError:
+            # The state of a CUDA generator does not fit a CPU one (and
+            # back): continue from a seed derived from the original one.
+            self.generator.manual_seed(self.seed + self.n_epochs_done)
