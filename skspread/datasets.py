@@ -7,6 +7,7 @@ provides (``data_home``, else the ``SKSPREAD_DATA`` environment variable).
 import gzip
 import hashlib
 import os
+from numbers import Real
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,19 @@ from sklearn.utils import Bunch, check_random_state
 from ._sources import SOURCES, sample_sources
 
 __all__ = ["load_fashion_mnist", "load_mnist", "make_ica", "make_line"]
+
+
+def _check_count(value, name, minimum=1):
+    """Return ``value`` as an int; refuse non-integral values and values below ``minimum``."""
+    if (
+        isinstance(value, (bool, np.bool_))
+        or not isinstance(value, Real)
+        or not np.isfinite(value)
+        or int(value) != value
+        or value < minimum
+    ):
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}.")
+    return int(value)
 
 
 def make_line(n_samples, theta, random_state=None):
@@ -48,12 +62,11 @@ def make_line(n_samples, theta, random_state=None):
     ((100, 2), (1, 2))
     """
     theta = np.atleast_2d(np.asarray(theta, dtype=float))
-    if theta.ndim != 2 or not np.all(np.isfinite(theta)):
-        raise ValueError("theta must be a finite vector or matrix.")
-    if int(n_samples) != n_samples or n_samples < 1:
-        raise ValueError(f"n_samples must be a positive integer, got {n_samples!r}.")
+    if theta.ndim != 2 or theta.size == 0 or not np.all(np.isfinite(theta)):
+        raise ValueError("theta must be a finite, non-empty vector or matrix.")
+    n_samples = _check_count(n_samples, "n_samples")
     rng = check_random_state(random_state)
-    latent = rng.standard_normal((int(n_samples), theta.shape[0]))
+    latent = rng.standard_normal((n_samples, theta.shape[0]))
     return Bunch(data=latent @ theta, theta=theta, latent=latent)
 
 
@@ -100,14 +113,20 @@ def make_ica(
     >>> ica.data.shape, ica.mixing.shape, ica.sources.shape
     ((1000, 4), (4, 2), (1000, 2))
     """
-    if not 1 <= n_components <= n_features:
+    n_samples = _check_count(n_samples, "n_samples")
+    n_features = _check_count(n_features, "n_features")
+    n_components = _check_count(n_components, "n_components")
+    if n_components > n_features:
         raise ValueError(
             f"Need 1 <= n_components <= n_features, got n_components={n_components} "
             f"and n_features={n_features}."
         )
-    if n_samples < 1:
-        raise ValueError(f"n_samples must be positive, got {n_samples}.")
-    if not np.isfinite(noise_std) or noise_std < 0:
+    if (
+        isinstance(noise_std, (bool, np.bool_))
+        or not isinstance(noise_std, Real)
+        or not np.isfinite(noise_std)
+        or noise_std < 0
+    ):
         raise ValueError(f"noise_std must be a finite float >= 0, got {noise_std!r}.")
     if source not in SOURCES:
         raise ValueError(f"source must be one of {SOURCES}, got {source!r}.")

@@ -1,0 +1,268 @@
+"""Synthetic data of the paper's models (eq 7/10, section 4.1) and the IDX image readers."""
+
+import math
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from skspread.datasets import load_fashion_mnist, load_mnist, make_ica, make_line
+
+N_STANDARD_ERRORS = 4.0
+
+# Fourth moments E z^4 of the unit-variance sources: Laplace (kurtosis 6),
+# logistic (excess kurtosis 6/5) and uniform (9/5).
+SOURCE_FOURTH_MOMENT = {"laplace": 6.0, "logistic": 4.2, "uniform": 1.8}
+
+
+def _assert_mean_and_variance(samples, mean, variance, fourth_central_moment):
+    """Per column: mean within k sqrt(var / n), variance within k sqrt((mu_4 - var^2) / n)."""
+    n = samples.shape[0]
+    mean_se = math.sqrt(variance / n)
+    # The sample variance about the known mean has variance (mu_4 - var^2) / n.
+    variance_se = math.sqrt((fourth_central_moment - variance**2) / n)
+    assert np.all(np.abs(samples.mean(axis=0) - mean) <= N_STANDARD_ERRORS * mean_se)
+    second = np.mean((samples - mean) ** 2, axis=0)
+    assert np.all(np.abs(second - variance) <= N_STANDARD_ERRORS * variance_se)
+
+
+# --- make_line (paper eq 7, 10) ---------------------------------------------------------
+
+
+def test_make_line_eq7_shapes_and_points_on_the_line():
+    line = make_line(500, [1.0, -2.0, 0.5], random_state=0)
+    assert line.data.shape == (500, 3)
+    assert line.theta.shape == (1, 3)
+    assert line.latent.shape == (500, 1)
+    assert np.array_equal(line.data, line.latent @ line.theta)
+    assert np.linalg.matrix_rank(line.data) == 1
+
+
+def test_make_line_subspace_shapes():
+    theta = np.array([[1.0, 0.0, 2.0, 0.0], [0.0, 1.0, 0.0, -1.0]])
+    subspace = make_line(300, theta, random_state=0)
+    assert subspace.data.shape == (300, 4)
+    assert subspace.latent.shape == (300, 2)
+    assert np.linalg.matrix_rank(subspace.data) == 2
+
+
+def test_make_line_reproducible_from_random_state():
+    first = make_line(50, [1.0, 2.0], random_state=3)
+    assert np.array_equal(first.data, make_line(50, [1.0, 2.0], random_state=3).data)
+    rng_version = make_line(50, [1.0, 2.0], random_state=np.random.RandomState(3))
+    assert np.array_equal(first.data, rng_version.data)
+    assert not np.array_equal(first.data, make_line(50, [1.0, 2.0], random_state=4).data)
+
+
+def test_make_line_moments_eq10():
+    """z ~ N(0, 1) and E[x x^T] = theta theta^T, each within k standard errors.
+
+    x_i x_j = z^2 theta_i theta_j has variance 2 theta_i^2 theta_j^2.
+    """
+    n = 20_000
+    theta = np.array([1.0, -2.0, 0.5])
+    line = make_line(n, theta, random_state=1)
+    _assert_mean_and_variance(line.latent, 0.0, 1.0, 3.0)
+    second_moment = line.data.T @ line.data / n
+    standard_error = math.sqrt(2.0 / n) * np.abs(np.outer(theta, theta))
+    assert np.all(
+        np.abs(second_moment - np.outer(theta, theta)) <= N_STANDARD_ERRORS * standard_error
+    )
+
+
+@pytest.mark.parametrize(
+    "n_samples, theta, message",
+    [
+        (0, [1.0], "n_samples"),
+        (-3, [1.0], "n_samples"),
+        (2.5, [1.0], "n_samples"),
+        (np.nan, [1.0], "n_samples"),
+        ("10", [1.0], "n_samples"),
+        (10, [1.0, np.nan], "theta"),
+        (10, [], "theta"),
+        (10, np.ones((2, 2, 2)), "theta"),
+    ],
+)
+def test_make_line_refuses_bad_arguments(n_samples, theta, message):
+    with pytest.raises(ValueError, match=message):
+        make_line(n_samples, theta)
+
+
+# --- make_ica (paper section 4.1) ----------------------------------------------------------
+
+
+def test_make_ica_shapes_and_model():
+    ica = make_ica(200, n_features=5, n_components=3, random_state=0)
+    assert ica.data.shape == (200, 5)
+    assert ica.mixing.shape == (5, 3)
+    assert ica.sources.shape == (200, 3)
+    assert set(np.unique(ica.mixing)) <= {-1.0, 1.0}
+    assert np.array_equal(ica.data, ica.sources @ ica.mixing.T)
+    assert ica.noise_std == 0.0
+
+
+@pytest.mark.parametrize("noise_std", [0.0, 0.3])
+def test_make_ica_reproducible_from_random_state(noise_std):
+    kwargs = dict(n_features=4, n_components=2, noise_std=noise_std)
+    first = make_ica(100, random_state=5, **kwargs)
+    again = make_ica(100, random_state=np.random.RandomState(5), **kwargs)
+    other = make_ica(100, random_state=6, **kwargs)
+    for key in ("data", "mixing", "sources"):
+        assert np.array_equal(first[key], again[key])
+    assert not np.array_equal(first.data, other.data)
+
+
+@pytest.mark.parametrize("source", sorted(SOURCE_FOURTH_MOMENT))
+def test_make_ica_sources_have_zero_mean_and_unit_variance(source):
+    ica = make_ica(20_000, n_features=3, n_components=3, source=source, random_state=2)
+    _assert_mean_and_variance(ica.sources, 0.0, 1.0, SOURCE_FOURTH_MOMENT[source])
+
+
+def test_make_ica_sources_are_distinguishable():
+    # The fourth moment tells the three families apart (guards against a shared sampler).
+    n = 20_000
+    for source, fourth in SOURCE_FOURTH_MOMENT.items():
+        sources = make_ica(n, 1, 1, source=source, random_state=3).sources[:, 0]
+        # Var z^4 = E z^8 - (E z^4)^2; E z^8 is 8! b^8 = 2520 for the unit-variance
+        # Laplace, the largest of the three, so it bounds the standard error of all.
+        standard_error = math.sqrt((2520.0 - fourth**2) / n)
+        assert abs(np.mean(sources**4) - fourth) <= N_STANDARD_ERRORS * standard_error
+
+
+def test_make_ica_noise_has_the_requested_std():
+    n, gamma = 20_000, 0.4
+    ica = make_ica(n, n_features=3, n_components=2, noise_std=gamma, random_state=4)
+    noise = ica.data - ica.sources @ ica.mixing.T
+    _assert_mean_and_variance(noise, 0.0, gamma**2, 3.0 * gamma**4)
+    assert ica.noise_std == gamma
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(n_samples=100, n_features=2, n_components=3), "n_components <= n_features"),
+        (dict(n_samples=100, n_features=2, n_components=0), "n_components"),
+        (dict(n_samples=0, n_features=2, n_components=1), "n_samples"),
+        (dict(n_samples=10.5, n_features=2, n_components=1), "n_samples"),
+        (dict(n_samples=100, n_features=2.5, n_components=1), "n_features"),
+        (dict(n_samples=100, n_features=2, n_components=1, noise_std=-0.1), "noise_std"),
+        (dict(n_samples=100, n_features=2, n_components=1, noise_std=np.nan), "noise_std"),
+        (dict(n_samples=100, n_features=2, n_components=1, noise_std="0.1"), "noise_std"),
+        (dict(n_samples=100, n_features=2, n_components=1, source="gaussian"), "source"),
+    ],
+)
+def test_make_ica_refuses_bad_arguments(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        make_ica(**kwargs)
+
+
+# --- MNIST and Fashion-MNIST readers ------------------------------------------------------
+
+DATA_HOME = os.environ.get("SKSPREAD_DATA")
+needs_data = pytest.mark.skipif(
+    DATA_HOME is None or not Path(DATA_HOME, "mnist").is_dir(),
+    reason="the IDX files are not available (set SKSPREAD_DATA)",
+)
+
+# Published class counts of the training sets.
+MNIST_TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
+FASHION_TRAIN_COUNTS = [6000] * 10
+
+
+@pytest.fixture(scope="module")
+def mnist():
+    return {subset: load_mnist(subset) for subset in ("train", "test")}
+
+
+@pytest.fixture(scope="module")
+def fashion_mnist():
+    return {subset: load_fashion_mnist(subset) for subset in ("train", "test")}
+
+
+def _check_image_set(bunch, n_samples):
+    assert bunch.data.shape == (n_samples, 784)
+    assert bunch.images.shape == (n_samples, 28, 28)
+    assert bunch.target.shape == (n_samples,)
+    assert bunch.data.dtype.kind == "f"
+    assert bunch.data.min() == 0.0 and bunch.data.max() == 1.0
+    assert set(np.unique(bunch.target)) == set(range(10))
+    assert np.array_equal(bunch.images.reshape(n_samples, -1), bunch.data)
+
+
+@needs_data
+def test_load_mnist_train_and_test(mnist):
+    _check_image_set(mnist["train"], 60_000)
+    _check_image_set(mnist["test"], 10_000)
+    assert np.bincount(mnist["train"].target).tolist() == MNIST_TRAIN_COUNTS
+    # The first training digit of MNIST is a 5, the first test digit a 7.
+    assert mnist["train"].target[0] == 5 and mnist["test"].target[0] == 7
+
+
+@needs_data
+def test_load_fashion_mnist_train_and_test(fashion_mnist):
+    _check_image_set(fashion_mnist["train"], 60_000)
+    _check_image_set(fashion_mnist["test"], 10_000)
+    assert np.bincount(fashion_mnist["train"].target).tolist() == FASHION_TRAIN_COUNTS
+    assert np.bincount(fashion_mnist["test"].target).tolist() == [1000] * 10
+
+
+@needs_data
+def test_load_mnist_return_x_y_and_data_home_match_the_bunch(mnist):
+    X, y = load_mnist("test", data_home=DATA_HOME, return_X_y=True)
+    assert np.array_equal(X, mnist["test"].data)
+    assert np.array_equal(y, mnist["test"].target)
+    # data_home may also be the folder that holds the files themselves.
+    X_flat, _ = load_mnist("test", data_home=Path(DATA_HOME, "mnist"), return_X_y=True)
+    assert np.array_equal(X_flat, X)
+
+
+@needs_data
+def test_load_mnist_and_fashion_mnist_differ(mnist, fashion_mnist):
+    assert not np.array_equal(mnist["test"].data[:10], fashion_mnist["test"].data[:10])
+
+
+def test_load_mnist_refuses_missing_directory(tmp_path):
+    missing = tmp_path / "nowhere"
+    with pytest.raises(FileNotFoundError, match="does not exist") as error:
+        load_mnist(data_home=missing)
+    assert str(missing) in str(error.value)
+    assert "SKSPREAD_DATA" in str(error.value)
+
+
+def test_load_mnist_refuses_no_folder(monkeypatch):
+    monkeypatch.delenv("SKSPREAD_DATA", raising=False)
+    with pytest.raises(FileNotFoundError, match="SKSPREAD_DATA"):
+        load_mnist()
+
+
+@needs_data
+@pytest.mark.parametrize("loader, name", [(load_mnist, "mnist"), (load_fashion_mnist, "fashion-mnist")])
+def test_loaders_refuse_missing_file(tmp_path, loader, name):
+    folder = tmp_path / name
+    folder.mkdir()
+    shutil.copy(Path(DATA_HOME, name, "t10k-labels-idx1-ubyte.gz"), folder)
+    with pytest.raises(FileNotFoundError, match="t10k-images-idx3-ubyte.gz") as error:
+        loader("test", data_home=tmp_path)
+    assert str(folder / "t10k-images-idx3-ubyte.gz") in str(error.value)
+
+
+@needs_data
+@pytest.mark.parametrize("loader, name", [(load_mnist, "mnist"), (load_fashion_mnist, "fashion-mnist")])
+def test_loaders_refuse_truncated_file(tmp_path, loader, name):
+    folder = tmp_path / name
+    folder.mkdir()
+    for file in ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"):
+        shutil.copy(Path(DATA_HOME, name, file), folder)
+    truncated = folder / "t10k-images-idx3-ubyte.gz"
+    truncated.write_bytes(truncated.read_bytes()[:5000])
+    with pytest.raises(OSError, match="corrupt or truncated") as error:
+        loader("test", data_home=tmp_path)
+    assert str(truncated) in str(error.value)
+    assert "md5" in str(error.value)
+
+
+def test_load_mnist_refuses_unknown_subset():
+    with pytest.raises(ValueError, match="subset"):
+        load_mnist("validation")
