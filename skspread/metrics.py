@@ -29,6 +29,11 @@ def amari_distance(W, A):
     -------
     distance : float
 
+    Raises
+    ------
+    ValueError
+        If ``W @ A`` is not square, not finite, or has a zero row or column.
+
     References
     ----------
     .. [1] S. Amari, A. Cichocki and H. H. Yang, "A new learning algorithm for
@@ -46,6 +51,13 @@ def amari_distance(W, A):
     if P.ndim != 2 or P.shape[0] != P.shape[1]:
         raise ValueError(
             f"W @ A must be square; got W of shape {np.shape(W)} and A of shape {np.shape(A)}."
+        )
+    if not np.all(np.isfinite(P)):
+        raise ValueError("W and A must be finite.")
+    if np.any(P.max(axis=1) == 0) or np.any(P.max(axis=0) == 0):
+        raise ValueError(
+            "W @ A has a zero row or column: W loses a source, and the Amari "
+            "distance (a ratio to the largest entry) is undefined."
         )
     k = P.shape[0]
     rows = np.sum(P / P.max(axis=1, keepdims=True), axis=1) - 1.0

@@ -84,6 +84,20 @@ def test_amari_distance_refuses_non_square_product():
         amari_distance(np.ones((2, 3)), np.ones((3, 3)))
 
 
+@pytest.mark.parametrize(
+    "W, message",
+    [
+        (np.array([[1.0, 0.0], [0.0, 0.0]]), "zero row or column"),
+        (np.array([[1.0, 0.0], [1.0, 0.0]]), "zero row or column"),
+        (np.array([[1.0, np.nan], [0.0, 1.0]]), "finite"),
+    ],
+)
+def test_amari_distance_refuses_an_undefined_ratio(W, message):
+    # A zero row or column used to give NaN with a RuntimeWarning.
+    with pytest.raises(ValueError, match=message):
+        amari_distance(W, np.eye(2))
+
+
 # --- matching and the relative error of figure 4 ----------------------------------------
 
 
