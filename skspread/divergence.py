@@ -102,10 +102,14 @@ def gaussian_kl(mean_p, cov_p, mean_q, cov_q):
 
     Parameters
     ----------
-    mean_p, mean_q : array-like of shape (n_features,)
-        Means a and b.
-    cov_p, cov_q : float or array-like of shape (n_features, n_features)
-        Positive definite covariances; a scalar c means c * I.
+    mean_p : array-like of shape (n_features,)
+        Mean a of the first Gaussian.
+    cov_p : float or array-like of shape (n_features, n_features)
+        Its positive definite covariance; a scalar c means c * I.
+    mean_q : array-like of shape (n_features,)
+        Mean b of the second Gaussian.
+    cov_q : float or array-like of shape (n_features, n_features)
+        Its positive definite covariance; a scalar c means c * I.
 
     Returns
     -------
@@ -192,7 +196,8 @@ def spread_kl(mean_p, mean_q, spread, *, cov_p=None, cov_q=None):
     See Also
     --------
     gaussian_kl : KL of two Gaussians with densities.
-    skspread.spread.GaussianSpread, skspread.spread.LaplaceSpread
+    skspread.spread.GaussianSpread : Gaussian spread noise.
+    skspread.spread.LaplaceSpread : Laplace spread noise.
 
     Notes
     -----
