@@ -125,6 +125,12 @@ class DeltaVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
         alternating with the model (a max-min game).
     spread_rank : int, default=20
         Rank R of the learned covariance.
+    objective : {'low_variance', 'exact'}, default='low_variance'
+        Decoder term of the delta-VAE's loss. 'low_variance' (the authors'
+        code): the closed-form expectation of log k(y - f(g(z))) over spread
+        samples y around f(x). 'exact': log k(y - f(g(z))) at the spread
+        sample y that the encoder saw, the spread ELBO itself (noisier,
+        but its optimum is the spread maximum-likelihood fit; see Notes).
     n_epochs : int, default=10
         Passes over the data in ``fit``.
     batch_size : int, default=128
@@ -187,6 +193,13 @@ class DeltaVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
     log k(y_bar - f(g(z))) - D/2, for the Laplace per coordinate with
     d = y_bar - f(g(z)): -log(2 b) - (|d| + b exp(-|d| / b)) / b.
 
+    This lower-variance form equals the spread ELBO only if the encoder's
+    input did not depend on e. It does, and the two differ by
+    E[e . f(g(z))] / sigma^2 for the Gaussian (a reward for reconstructing the
+    spread noise); on a linear implicit model the lower-variance fit finds
+    the right subspace but shrinks the generator's singular values like the
+    noise-only MLE, while ``objective='exact'`` recovers them.
+
     A learned spread maximises the upper bound -H(k) - ELBO of the spread
     divergence KL(p~ || q~) = -H(p~) - E log q~, one Adam step every fourth
     batch after one epoch of warm-up, while the model minimises the negative
@@ -232,6 +245,7 @@ class DeltaVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
         "noise_variance": [Interval(Real, 0, None, closed="left"), StrOptions({"auto"})],
         "learn_spread": [StrOptions({"covariance", "mean"}), None],
         "spread_rank": [Interval(Integral, 1, None, closed="left")],
+        "objective": [StrOptions({"low_variance", "exact"})],
         "n_epochs": [Interval(Integral, 1, None, closed="left")],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
         "learning_rate": [Interval(Real, 0, None, closed="neither")],
@@ -255,6 +269,7 @@ class DeltaVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
         noise_variance="auto",
         learn_spread=None,
         spread_rank=20,
+        objective="low_variance",
         n_epochs=10,
         batch_size=128,
         learning_rate=1e-3,
@@ -274,6 +289,7 @@ class DeltaVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
         self.noise_variance = noise_variance
         self.learn_spread = learn_spread
         self.spread_rank = spread_rank
+        self.objective = objective
         self.n_epochs = n_epochs
         self.batch_size = batch_size
         self.learning_rate = learning_rate
@@ -442,7 +458,9 @@ class DeltaVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
                 )
                 rank = self.spread_rank if self.learn_spread == "covariance" else None
                 spread_module = SpreadModule(kernel, n_features, rank, mean_map)
-            module = DeltaVAEModule(encoder, decoder, spread_module, observation)
+            module = DeltaVAEModule(
+                encoder, decoder, spread_module, observation, self.objective
+            )
         self.module_ = module.to(device).eval()
         self.device_ = str(device)
         self._trainer = Trainer(

@@ -30,12 +30,19 @@ class DeltaVAEModule(nn.Module):
     observation : GaussianSpread or None
         The observation noise N(0, noise_variance I) of the standard VAE
         (used when ``spread`` is None).
+    objective : {'low_variance', 'exact'}, default='low_variance'
+        Decoder term of the delta-VAE: the closed-form expectation around the
+        spread mean, or log k(y - f(g(z))) at the sampled y (see
+        :meth:`negative_elbo`).
     """
 
-    def __init__(self, encoder, decoder, spread=None, observation=None):
+    def __init__(self, encoder, decoder, spread=None, observation=None, objective="low_variance"):
         super().__init__()
         if (spread is None) == (observation is None):
             raise ValueError("Give exactly one of spread and observation noise.")
+        if objective not in ("low_variance", "exact"):
+            raise ValueError(f"Unknown objective {objective!r}.")
+        self.objective = objective
         self.encoder = encoder
         self.decoder = decoder
         self.spread = spread
@@ -59,10 +66,17 @@ class DeltaVAEModule(nn.Module):
         return Y_mean, Y_mean + self.spread.noise(Y_mean.shape, generator)
 
     def negative_elbo(self, X, generator):
-        """Training objective per row, the lower-variance form (spec section 5).
+        """Training objective per row; the encoder sees a fresh spread sample y.
 
-        The encoder sees a fresh spread sample y; the decoder term is the
-        closed-form expectation over y around the spread mean f(x).
+        'exact': the negative spread ELBO of y, an unbiased estimate of
+        -E_y ELBO(y). 'low_variance' (the authors' code, spec section 5):
+        the decoder term is the closed-form expectation over a spread sample
+        around f(x), independent of the y the encoder saw. That is not the
+        same objective: for the Gaussian, ||y - m||^2 = ||y_bar - m||^2
+        + 2 e.(y_bar - m) + ||e||^2 with m = f(g(z)) depending on e through
+        the encoder, so dropping the cross term removes the reward
+        E[e.m] / sigma^2 for following the noise; the fit then shrinks like
+        the noise-only MLE (see the tests).
         """
         Y_mean, Y = self.spread_data(X, generator)
         mean, log_var = self.encoder(Y)
@@ -72,6 +86,8 @@ class DeltaVAEModule(nn.Module):
         generated = self.decoder(mean + torch.exp(0.5 * log_var) * eps)
         if self.spread is None:
             reconstruction = self.observation.log_prob(X, generated)
+        elif self.objective == "exact":
+            reconstruction = self.spread.log_prob(Y, generated)
         else:
             reconstruction = self.spread.expected_log_prob(Y_mean, generated)
         return gaussian_kl_to_standard(mean, log_var) - reconstruction

@@ -161,7 +161,7 @@ class ResidualMap(nn.Module):
 
     def lipschitz_bound(self):
         """Upper bound on Lip(h) implied by the normalisation, as a float."""
-        return self.lipschitz_coefficient * float(torch.sigmoid(self.gain_logit))
+        return self.lipschitz_coefficient * torch.sigmoid(self.gain_logit.detach()).item()
 
     def forward(self, X):
         gain = self.lipschitz_coefficient * torch.sigmoid(self.gain_logit)
