@@ -9,10 +9,10 @@ __all__ = ["amari_distance", "match_components", "mixing_error"]
 def amari_distance(W, A):
     """Amari distance between an unmixing matrix ``W`` and a mixing matrix ``A``.
 
-    With P = W A (K x K), the distance is
+    With P = W A (K x K), the distance is ::
 
         1/(2K) * sum_i (sum_j |P_ij| / max_j |P_ij| - 1)
-      + 1/(2K) * sum_j (sum_i |P_ij| / max_i |P_ij| - 1),
+          + 1/(2K) * sum_j (sum_i |P_ij| / max_i |P_ij| - 1),
 
     which lies in [0, K - 1] and is zero exactly when P is a scaled
     permutation matrix, that is when ``W`` inverts ``A`` up to the order and
@@ -114,7 +114,7 @@ def mixing_error(A_est, A_true):
 
     The columns of ``A_est`` are first matched to those of ``A_true`` by
     permutation and sign (:func:`match_components`); the error is then the
-    mean over all entries of |A_est_ij - A_true_ij| / |A_true_ij|, the
+    mean over all entries of ``|A_est_ij - A_true_ij| / |A_true_ij|``, the
     measure of the spread-divergence paper's figure 4.
 
     Parameters

@@ -187,7 +187,7 @@ class BaseSpread(ABC):
             Frequencies at which to evaluate the characteristic function;
             by default a grid over [-10, 10] / scale (wider grids underflow:
             the Gaussian's exp(-sigma^2 w^2 / 2) is 0.0 in floating point
-            beyond |w| of about 38 / sigma).
+            beyond ``|w|`` of about 38 / sigma).
 
         Returns
         -------
@@ -262,7 +262,7 @@ class GaussianSpread(BaseSpread):
 
 
 class LaplaceSpread(BaseSpread):
-    """Laplace spread, independent per coordinate: k(e) = exp(-|e| / b) / (2 b).
+    """Laplace spread, independent per coordinate: ``k(e) = exp(-|e| / b) / (2 b)``.
 
     Parameters
     ----------
@@ -357,8 +357,8 @@ def lowrank_gaussian_log_prob(E, scale, factor):
     """Log-density of N(0, scale^2 I + U U^T) at the rows of ``E``, by Woodbury.
 
     Never forms a D x D matrix: with s = scale and R = rank,
-    Sigma^-1 = s^-2 I - s^-4 U (I_R + s^-2 U^T U)^-1 U^T and
-    log |Sigma| = log det(I_R + s^-2 U^T U) + D log s^2.
+    ``Sigma^-1 = s^-2 I - s^-4 U (I_R + s^-2 U^T U)^-1 U^T`` and
+    ``log |Sigma| = log det(I_R + s^-2 U^T U) + D log s^2``.
 
     Parameters
     ----------
