@@ -1,7 +1,7 @@
 """
-=========================================
+========================================
 Why maximum likelihood covers every mode
-=========================================
+========================================
 
 Maximum likelihood minimises :math:`\\mathrm{KL}(p \\| q)`, which charges
 :math:`-\\log q(x)` wherever the data are: a model that leaves any data
