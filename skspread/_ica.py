@@ -111,6 +111,8 @@ def _importance_posterior(Y, proposal, eps, source, batch_size, dtype, moments=T
         sum_n (sum_s w_{n,s} eps_s eps_s^T - e_n e_n^T): with it,
         sum_n E[z z^T | y_n] = M^T M + L eps_scatter L^T where M stacks the
         posterior means, so the M-step needs no (N, S, K, K) tensor.
+    effective_sample_size : float or None
+        Mean over rows of 1 / sum_s w_{n,s}^2, between 1 and S.
     """
     n_rows = Y.shape[0]
     n_draws, n_components = eps.shape
@@ -121,6 +123,7 @@ def _importance_posterior(Y, proposal, eps, source, batch_size, dtype, moments=T
     if moments:
         weighted_eps = np.empty((n_rows, n_components))
         weight_totals = np.zeros(n_draws)
+        inverse_ess_total = 0.0
     block = min(batch_size, n_rows)
     out = np.empty((block, n_draws), dtype=dtype)
     scratch = np.empty_like(out)
@@ -140,21 +143,22 @@ def _importance_posterior(Y, proposal, eps, source, batch_size, dtype, moments=T
             weights /= totals
             weight_totals += weights.sum(axis=0)
             weighted_eps[start:stop] = weights @ eps_d
+            inverse_ess_total += float(np.sum(1.0 / np.einsum("ij,ij->i", weights, weights)))
     if not moments:
-        return log_marginal, None, None
+        return log_marginal, None, None, None
     posterior_mean = means + weighted_eps @ proposal.cholesky.T
     eps_scatter = (eps.T * weight_totals) @ eps - weighted_eps.T @ weighted_eps
-    return log_marginal, posterior_mean, eps_scatter
+    return log_marginal, posterior_mean, eps_scatter, inverse_ess_total / n_rows
 
 
 def _em_step(Y, mixing, total_variance, eps, source, batch_size):
-    """One EM map A -> A_new (paper eq 43, 50, 51), and log-likelihood at A.
+    """One EM map A -> A_new (paper eq 43, 50, 51), log-likelihood and ESS at A.
 
     The M-step A_new = (sum y E[z|y]^T) (sum E[z z^T|y])^-1 uses the
     importance-sampled moments in float32, accumulated in float64.
     """
     proposal = _Proposal(mixing, total_variance)
-    log_marginal, posterior_mean, eps_scatter = _importance_posterior(
+    log_marginal, posterior_mean, eps_scatter, effective_sample_size = _importance_posterior(
         Y, proposal, eps, source, batch_size, np.float32
     )
     cross = Y.T @ posterior_mean
@@ -162,7 +166,7 @@ def _em_step(Y, mixing, total_variance, eps, source, batch_size):
         proposal.cholesky @ eps_scatter @ proposal.cholesky.T
     )
     new_mixing = np.linalg.solve(second, cross.T).T
-    return new_mixing, float(np.mean(log_marginal))
+    return new_mixing, float(np.mean(log_marginal)), effective_sample_size
 
 
 def _standard_normal_draws(n_draws, n_components, rng):
@@ -202,17 +206,21 @@ def _fit_spread_em(
     as in the SQUAREM defaults.
 
     Returns the mixing matrix, the log-likelihood at each EM evaluation,
-    the number of evaluations and whether the change fell below ``tol``.
+    the mean effective sample size of the last E-step and whether the
+    change fell below ``tol``.
     """
     loglike = []
+    effective_sample_size = []
 
     def em_map(A):
-        new_A, value = _em_step(Y, A, total_variance, eps, source, batch_size)
+        new_A, value, ess = _em_step(Y, A, total_variance, eps, source, batch_size)
         loglike.append(value)
+        effective_sample_size.append(ess)
         if verbose:
             print(
                 f"[SpreadICA] EM iteration {len(loglike)}: spread log-likelihood "
-                f"{value:.6f}, relative change of A {_relative_change(new_A, A):.2e}"
+                f"{value:.6f}, relative change of A {_relative_change(new_A, A):.2e}, "
+                f"effective sample size {ess:.1f}"
             )
         return new_A
 
@@ -220,7 +228,7 @@ def _fit_spread_em(
     while len(loglike) < max_iter:
         first = em_map(mixing)
         if _relative_change(first, mixing) < tol:
-            return first, loglike, True
+            return first, loglike, effective_sample_size[-1], True
         if len(loglike) + 2 > max_iter:
             mixing = first
             continue
@@ -241,13 +249,15 @@ def _fit_spread_em(
         except np.linalg.LinAlgError:
             stabilised = None
         if stabilised is not None and np.all(np.isfinite(stabilised)) and (
-            np.linalg.norm(stabilised - extrapolated) <= np.linalg.norm(second - first)
+            alpha == -1.0
+            or np.linalg.norm(stabilised - extrapolated) <= np.linalg.norm(second - first)
         ):
+            # alpha = -1 extrapolates to A2 itself: that step is plain EM.
             mixing = stabilised
         else:
             step_bound = 1.0
             mixing = second
-    return mixing, loglike, False
+    return mixing, loglike, effective_sample_size[-1], False
 
 
 def _initial_mixing(init, X_centred, n_components, noise_variance, random_state, tol):
@@ -363,6 +373,11 @@ class SpreadICA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
         Standard deviation sigma of the spread (0.0 without spread).
     n_iter_ : int
         Number of EM map evaluations.
+    effective_sample_size_ : float
+        Mean effective sample size 1 / sum_s w_s^2 of the importance weights
+        in the last E-step (between 1 and ``n_importance_samples``); a
+        ``ConvergenceWarning`` is raised when it falls below
+        min(10, n_importance_samples / 10).
     loglike_ : list of float
         Mean spread log-likelihood of the training spread copies at each
         EM evaluation (the importance draws are fixed, so these values
@@ -518,7 +533,7 @@ class SpreadICA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
             Y += spread.noise(Y.shape, rng)
         eps = _standard_normal_draws(self.n_importance_samples, n_components, rng)
         try:
-            mixing, loglike, converged = _fit_spread_em(
+            mixing, loglike, effective_sample_size, converged = _fit_spread_em(
                 Y,
                 mixing,
                 total_variance,
@@ -543,7 +558,18 @@ class SpreadICA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
                 "noise_variance, EM is known to stall (use a spread).",
                 ConvergenceWarning,
             )
+        if effective_sample_size < min(10.0, self.n_importance_samples / 10):
+            warnings.warn(
+                f"The importance sampler is degenerate: its mean effective sample "
+                f"size was {effective_sample_size:.1f} of n_importance_samples="
+                f"{self.n_importance_samples}, so the E-step moments, and the mixing "
+                "matrix, are biased. The Gaussian proposal is too wide for the "
+                "source prior (tau^2 (A^T A)^-1 is not small next to 1): reduce "
+                "spread_scale or increase n_importance_samples.",
+                ConvergenceWarning,
+            )
         self.mixing_ = mixing
+        self.effective_sample_size_ = effective_sample_size
         self.components_ = np.linalg.pinv(mixing)
         self.noise_variance_ = float(self.noise_variance)
         self.spread_ = spread
@@ -583,7 +609,7 @@ class SpreadICA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
             return X_centred @ self.components_.T
         _, eps = self._evaluation_draws()
         proposal = _Proposal(self.mixing_, self.noise_variance_)
-        _, posterior_mean, _ = _importance_posterior(
+        _, posterior_mean, _, _ = _importance_posterior(
             X_centred, proposal, eps, self.source, self.batch_size, np.float64
         )
         return posterior_mean
@@ -659,7 +685,7 @@ class SpreadICA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
         proposal = _Proposal(self.mixing_, total_variance)
         log_likelihood = np.zeros(X.shape[0])
         for offset in offsets:
-            log_marginal, _, _ = _importance_posterior(
+            log_marginal, _, _, _ = _importance_posterior(
                 X_centred + offset,
                 proposal,
                 eps,

@@ -57,7 +57,7 @@ def test_factorised_m_step_sums_equal_direct_importance_sums_spec_4(source):
     Y = rng.standard_normal((40, 6))
     proposal = _Proposal(rng.standard_normal((6, 3)), total_variance=0.8)
     eps = rng.standard_normal((50, 3))
-    _, mean, eps_scatter = _importance_posterior(Y, proposal, eps, source, 7, np.float64)
+    _, mean, eps_scatter, _ = _importance_posterior(Y, proposal, eps, source, 7, np.float64)
     second = mean.T @ mean + proposal.cholesky @ eps_scatter @ proposal.cholesky.T
     direct_mean, direct_second = _direct_moments(Y, proposal, eps, source)
     np.testing.assert_allclose(mean, direct_mean, rtol=1e-10, atol=1e-12)
@@ -73,7 +73,7 @@ def test_importance_posterior_matches_quadrature_eq_53_56():
     ys = np.array([-2.0, -0.3, 0.0, 0.8, 3.0])
     proposal = _Proposal(np.array([[a]]), tau2)
     eps = np.random.default_rng(1).standard_normal((n_draws, 1))
-    log_marginal, mean, _ = _importance_posterior(
+    log_marginal, mean, _, _ = _importance_posterior(
         ys[:, None], proposal, eps, "laplace", 3, np.float64
     )
     for y, estimated_mean, estimated_log_marginal in zip(ys, mean[:, 0], log_marginal):
@@ -106,11 +106,11 @@ def test_noise_only_em_map_freezes_at_zero_noise_eq_43_45():
     start = np.random.default_rng(2).standard_normal((4, 4))
     eps = np.random.default_rng(3).standard_normal((200, 4))
     for tau in [1e-3, 1e-5]:
-        new, _ = _em_step(X, start, tau**2, eps, "laplace", 128)
+        new, _, _ = _em_step(X, start, tau**2, eps, "laplace", 128)
         change = np.linalg.norm(new - start) / np.linalg.norm(start)
         assert change < 50 * tau * np.linalg.cond(start)
     # With spread (tau = sigma = 1) the same map moves A.
-    new, _ = _em_step(X, start, 1.0, eps, "laplace", 128)
+    new, _, _ = _em_step(X, start, 1.0, eps, "laplace", 128)
     assert np.linalg.norm(new - start) / np.linalg.norm(start) > 0.05
 
 
