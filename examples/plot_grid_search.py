@@ -64,17 +64,6 @@ search = GridSearchCV(
 chosen_components = search.best_params_["model__n_components"]
 print(f"chosen n_components: {chosen_components} (true {true_components})")
 
-fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
-axes[0].errorbar(
-    component_grid,
-    search.cv_results_["mean_test_score"],
-    yerr=search.cv_results_["std_test_score"] / np.sqrt(5),
-    fmt="o-",
-)
-axes[0].axvline(chosen_components, color="k", ls=":", label="chosen")
-axes[0].set(xlabel="n_components", ylabel="held-out score", title="noise_variance='diagonal'")
-axes[0].legend(fontsize=8)
-
 # %%
 # The spread scale of the deterministic model
 # -------------------------------------------
@@ -97,6 +86,20 @@ unexplained_std = np.sqrt(eigenvalues[: n_features - chosen_components].mean())
 chosen_scale = scale_search.best_params_["model__spread_scale"]
 print(f"chosen spread_scale: {chosen_scale} "
       f"(root mean discarded eigenvalue {unexplained_std:.3f})")
+
+# %%
+# The held-out scores: left, against the number of components; right,
+# against the spread scale of the deterministic model.
+fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
+axes[0].errorbar(
+    component_grid,
+    search.cv_results_["mean_test_score"],
+    yerr=search.cv_results_["std_test_score"] / np.sqrt(5),
+    fmt="o-",
+)
+axes[0].axvline(chosen_components, color="k", ls=":", label="chosen")
+axes[0].set(xlabel="n_components", ylabel="held-out score", title="noise_variance='diagonal'")
+axes[0].legend(fontsize=8)
 
 axes[1].plot(scale_grid, scale_search.cv_results_["mean_test_score"], "o-")
 axes[1].axvline(unexplained_std, color="C3", ls="--", label="root mean discarded eigenvalue")

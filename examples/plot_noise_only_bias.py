@@ -56,15 +56,6 @@ sizes = np.array([30, 100, 300, 1000, 3000, 10000, 30000])
 norms = np.array([estimated_norms(n, sigma2) for n in sizes])
 biased = math.sqrt(4.0 - sigma2)
 
-fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
-for column, (label, colour) in enumerate([("spread MLE", "C0"), ("noise-only MLE", "C3")]):
-    mean, std = norms[:, :, column].mean(axis=1), norms[:, :, column].std(axis=1)
-    axes[0].semilogx(sizes, mean, "o-", color=colour, label=label)
-    axes[0].fill_between(sizes, mean - std, mean + std, color=colour, alpha=0.2)
-axes[0].axhline(2.0, color="k", ls=":", label="|theta_p| = 2")
-axes[0].axhline(biased, color="C3", ls="--", label=f"eq. 12: sqrt(4 - 1) = {biased:.3f}")
-axes[0].set(xlabel="N", ylabel="estimated |theta|", title="sigma^2 = 1")
-axes[0].legend(fontsize=8)
 print("N = 30000: spread MLE {:.3f}, noise-only MLE {:.3f} (eq. 12: {:.3f})".format(
     *norms[-1].mean(axis=0), biased))
 
@@ -77,6 +68,19 @@ print("N = 30000: spread MLE {:.3f}, noise-only MLE {:.3f} (eq. 12: {:.3f})".for
 variances = np.linspace(0.05, 5.0, 12)
 by_noise = np.array([estimated_norms(20000, v, n_repeats=3).mean(axis=0) for v in variances])
 fine = np.linspace(0.0, 5.0, 200)
+
+# %%
+# The figure
+# ----------
+fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
+for column, (label, colour) in enumerate([("spread MLE", "C0"), ("noise-only MLE", "C3")]):
+    mean, std = norms[:, :, column].mean(axis=1), norms[:, :, column].std(axis=1)
+    axes[0].semilogx(sizes, mean, "o-", color=colour, label=label)
+    axes[0].fill_between(sizes, mean - std, mean + std, color=colour, alpha=0.2)
+axes[0].axhline(2.0, color="k", ls=":", label="|theta_p| = 2")
+axes[0].axhline(biased, color="C3", ls="--", label=f"eq. 12: sqrt(4 - 1) = {biased:.3f}")
+axes[0].set(xlabel="N", ylabel="estimated |theta|", title="sigma^2 = 1")
+axes[0].legend(fontsize=8)
 axes[1].plot(variances, by_noise[:, 0], "o", color="C0", label="spread MLE")
 axes[1].plot(variances, by_noise[:, 1], "s", color="C3", label="noise-only MLE")
 axes[1].plot(fine, np.sqrt(np.clip(4.0 - fine, 0, None)), "C3--", label="eq. 12")

@@ -19,7 +19,7 @@ DOC = ROOT / "doc"
 EXAMPLES = sorted((ROOT / "examples").glob("plot_*.py"))
 NEEDS = ("sphinx", "sphinx_gallery", "numpydoc", "matplotlib", "pydata_sphinx_theme")
 
-pytestmark = pytest.mark.skipif(
+needs_docs = pytest.mark.skipif(
     any(importlib.util.find_spec(name) is None for name in NEEDS),
     reason='the docs build needs the docs extra: pip install -e ".[docs]"',
 )
@@ -54,6 +54,7 @@ def html_build(tmp_path_factory):
     return result, output
 
 
+@needs_docs
 def test_docs_build_without_warnings(html_build):
     result, output = html_build
     problems = [
@@ -64,6 +65,7 @@ def test_docs_build_without_warnings(html_build):
     assert (output / "index.html").is_file()
 
 
+@needs_docs
 def test_gallery_ran_every_example(html_build):
     # With --keep-going the build goes on past warnings, so this checks the
     # gallery even while a docstring warning fails the test above.
@@ -81,6 +83,7 @@ def test_gallery_ran_every_example(html_build):
         ), example.name
 
 
+@needs_docs
 def test_api_reference_lists_every_public_name(html_build):
     _, output = html_build
     import skspread
@@ -94,3 +97,44 @@ def test_api_reference_lists_every_public_name(html_build):
         names += [f"{module.__name__}.{name}" for name in module.__all__]
     missing = [name for name in names if not (output / "generated" / f"{name}.html").is_file()]
     assert not missing, f"public names without an API page: {missing}"
+
+
+def _readme_code_block(title):
+    """The code block of the README section ``title``."""
+    text = (ROOT / "README.rst").read_text()
+    section = text[text.index(f"{title}\n{'-' * len(title)}") :]
+    lines = section[section.index(".. code-block:: python") :].splitlines()[2:]
+    block = []
+    for line in lines:
+        if line.strip() and not line.startswith("   "):
+            break
+        block.append(line[3:])
+    return "\n".join(block)
+
+
+def test_readme_commands_are_the_ci_commands():
+    """The README's test command is the one CI runs (.ci/run), and its main job installs the package."""
+    readme = (ROOT / "README.rst").read_text()
+    ci_command = (ROOT / ".ci" / "run").read_text().strip().splitlines()[-1]
+    assert ci_command in readme
+    main_job = ci_command.replace("[deep,test,docs]", "[deep]").replace(
+        "python -m pytest", "python -m skspread"
+    )
+    assert main_job in readme
+
+
+def test_readme_quickstart_prints_what_it_claims(capsys):
+    """The quickstart's numbers: eq 12's bias and the spread estimate, then ICA recovery.
+
+    The norms are square roots of sample variances over N = 100000 points
+    (relative standard error sqrt(2 / N) / 2): four standard errors is the
+    tolerance. 0.08 is the ICA recovery bound of the SpreadICA issue.
+    """
+    exec(compile(_readme_code_block("Quickstart"), "README.rst", "exec"), {})
+    lines = capsys.readouterr().out.splitlines()
+    spread_norm, noise_only_norm = map(float, lines[0].split())
+    error, score = map(float, lines[1].split())
+    tolerance = 4 * 0.5 * (2 / 100_000) ** 0.5 * 2.0
+    assert abs(spread_norm - 2.0) < tolerance
+    assert abs(noise_only_norm - 3**0.5) < tolerance
+    assert error < 0.08 and score == score
