@@ -47,6 +47,23 @@ class BaseSpread(ABC):
     ----------
     scale : float
         Positive scale of the kernel (its meaning depends on the kernel).
+
+    See Also
+    --------
+    GaussianSpread, LaplaceSpread : The two kernels of the package.
+
+    Examples
+    --------
+    Every kernel is a BaseSpread; the estimators accept any instance as their
+    ``spread`` parameter, and :meth:`check_valid` checks that it defines a
+    valid divergence.
+
+    >>> from skspread.spread import BaseSpread, GaussianSpread
+    >>> spread = GaussianSpread(scale=0.5)
+    >>> isinstance(spread, BaseSpread)
+    True
+    >>> spread.check_valid()
+    GaussianSpread(scale=0.5)
     """
 
     #: Name used by the string shortcut of the estimators' ``spread`` parameter.
