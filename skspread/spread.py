@@ -54,9 +54,9 @@ class BaseSpread(ABC):
 
     Examples
     --------
-    Every kernel is a BaseSpread; the estimators accept any instance as their
-    ``spread`` parameter, and :meth:`check_valid` checks that it defines a
-    valid divergence.
+    Every kernel is a BaseSpread, which the estimators' ``spread`` parameter
+    accepts (each estimator says which kernels it supports);
+    :meth:`check_valid` checks that a kernel defines a valid divergence.
 
     >>> from skspread.spread import BaseSpread, GaussianSpread
     >>> spread = GaussianSpread(scale=0.5)
