@@ -252,7 +252,7 @@ def _fit_spread_em(
             alpha == -1.0
             or np.linalg.norm(stabilised - extrapolated) <= np.linalg.norm(second - first)
         ):
-            # alpha = -1 extrapolates to A2 itself: that step is plain EM.
+            # alpha = -1 extrapolates to A2 itself, so F(A') is a plain EM step.
             mixing = stabilised
         else:
             step_bound = 1.0
@@ -404,6 +404,13 @@ class SpreadICA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
     SQUAREM accelerate it. The cost per iteration is
     O(n_samples * n_spread_samples * n_importance_samples * n_components),
     evaluated in float32 blocks.
+
+    The proposal N(m(y), V) is the paper's; it serves only while V is
+    narrow next to the unit-variance prior. The paper's spread rule gives
+    that for its non-square setting (D = 20, K = 10: V is about 0.15 I), but
+    not for square mixings with small singular values, where the weights
+    degenerate: ``effective_sample_size_`` measures this, and a
+    ``ConvergenceWarning`` asks for a smaller ``spread_scale``.
 
     ``transform`` returns E[z | x] under the model (noise gamma^2): the
     least-squares sources ``components_ @ (x - mu)`` when gamma = 0, an

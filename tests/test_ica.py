@@ -303,3 +303,18 @@ def test_convergence_warning_and_verbose_progress(capsys):
     lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) == 3
     assert all("spread log-likelihood" in line for line in lines)
+
+
+def test_warns_when_importance_sampler_degenerates_spec_4():
+    # The proposal N(m(y), tau^2 (A^T A)^-1) only works when it is narrow next
+    # to the unit-variance prior. With sigma = 5 for a 4 x 4 mixing it is
+    # wider than the prior and the effective sample size collapses; with
+    # sigma = 0.3 it stays a large fraction of the draws.
+    X = make_ica(500, 4, 4, random_state=0).data
+    common = dict(n_components=4, n_importance_samples=100, max_iter=5, random_state=0)
+    with pytest.warns(ConvergenceWarning, match="importance sampler is degenerate"):
+        wide = SpreadICA(spread_scale=5.0, **common).fit(X)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        narrow = SpreadICA(spread_scale=0.3, **common).fit(X)
+    assert wide.effective_sample_size_ < 10 <= 0.5 * 100 < narrow.effective_sample_size_
