@@ -138,3 +138,18 @@ def test_readme_quickstart_prints_what_it_claims(capsys):
     assert abs(spread_norm - 2.0) < tolerance
     assert abs(noise_only_norm - 3**0.5) < tolerance
     assert error < 0.08 and score == score
+
+
+@needs_docs
+def test_readme_is_valid_restructuredtext():
+    """PyPI and GitHub render README.rst only if docutils reads it without warnings."""
+    from docutils.core import publish_doctree
+    from docutils.utils import SystemMessage
+
+    try:
+        publish_doctree(
+            (ROOT / "README.rst").read_text(),
+            settings_overrides={"report_level": 2, "halt_level": 2},
+        )
+    except SystemMessage as message:
+        pytest.fail(f"README.rst: {message}")
