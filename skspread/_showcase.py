@@ -378,12 +378,14 @@ def run(output, quick=False, random_state=0, deep=True, device="auto", log=print
         rows.extend(part_rows)
     if skipped is not None:
         log(f"Note: {skipped}")
+    if not _has_module("matplotlib"):
+        log("Note: the line-model and ICA plots need matplotlib (pip install matplotlib).")
     table = format_table(rows)
     (output / "summary.txt").write_text(table + "\n")
     log("")
     log(table)
     log("")
-    figures = sorted(path.name for path in output.glob("*.png"))
-    log(f"Figures and summary.txt written to {output.resolve()}: {', '.join(figures)}")
+    written = sorted(path.name for path in output.glob("*.png")) + ["summary.txt"]
+    log(f"Written to {output.resolve()}: {', '.join(written)}")
     log(f"Total time {time.perf_counter() - start:.1f} s")
     return rows
