@@ -286,6 +286,18 @@ def test_grid_search_over_n_components_picks_true_dimension():
     assert search.best_params_["factors__n_components"] == 3
 
 
+@pytest.mark.parametrize("offset", [1.0, 1e6])
+def test_fit_is_translation_invariant_far_from_the_origin(offset):
+    # Far from the origin X^T X / N - mu mu^T would lose about 12 digits
+    # (1e12 / 1): the second moments must then be centred first.
+    X, _, _ = _factor_data(1000, 5, 2, seed=15)
+    X -= X.mean(axis=0)
+    reference = SpreadFactorAnalysis(2).fit(X)
+    shifted = SpreadFactorAnalysis(2).fit(X + offset)
+    np.testing.assert_allclose(shifted.components_, reference.components_, rtol=1e-8, atol=1e-10)
+    np.testing.assert_allclose(shifted.loglike_, reference.loglike_, rtol=1e-10)
+
+
 def test_pickle_round_trip_gives_identical_score_samples():
     X, _, _ = _factor_data(200, 5, 2, seed=7)
     model = SpreadFactorAnalysis(2, noise_variance="diagonal").fit(X)
@@ -314,10 +326,11 @@ def test_randomized_eigensolver_agrees_with_lapack():
     np.testing.assert_allclose(randomized.score(X), exact.score(X), rtol=1e-6)
 
 
-def test_spread_em_warns_when_it_stops_at_max_iter():
+@pytest.mark.parametrize("max_iter", [1, 2])
+def test_spread_em_warns_when_it_stops_at_max_iter(max_iter):
     X, _, _ = _factor_data(200, 5, 2, seed=9)
     with pytest.warns(ConvergenceWarning, match="Increase max_iter"):
-        SpreadFactorAnalysis(2, noise_variance="diagonal", max_iter=2, tol=0.0).fit(X)
+        SpreadFactorAnalysis(2, noise_variance="diagonal", max_iter=max_iter, tol=0.0).fit(X)
 
 
 def test_spread_object_sets_the_scale():
