@@ -38,7 +38,6 @@ default_role = "literal"
 
 # API reference: one page per public name, generated from the docstrings.
 autosummary_generate = True
-autodoc_default_options = {"members": False, "inherited-members": False}
 # numpydoc lists the methods through the class template; its own member
 # tables would duplicate them and point at pages that do not exist.
 numpydoc_show_class_members = False

@@ -97,6 +97,11 @@ def test_api_reference_lists_every_public_name(html_build):
         names += [f"{module.__name__}.{name}" for name in module.__all__]
     missing = [name for name in names if not (output / "generated" / f"{name}.html").is_file()]
     assert not missing, f"public names without an API page: {missing}"
+    # A class page documents the methods, not only the class docstring.
+    for estimator in ("SpreadFactorAnalysis", "SpreadICA", "DeltaVAE"):
+        page = (output / "generated" / f"skspread.{estimator}.html").read_text()
+        for method in ("fit", "transform", "sample", "score_samples"):
+            assert f'id="skspread.{estimator}.{method}"' in page, (estimator, method)
 
 
 def _readme_code_block(title):
