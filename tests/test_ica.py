@@ -163,8 +163,9 @@ def test_recovers_mixing_matrix_section_4_1(noise_std):
         "gamma in {0, 0.2}. Measured on make_ica seeds 0-2 (N = 5000, D = 10, "
         "K = 5): spread-EM with the paper's spread_scale rule (sigma about 1.3) "
         "is 6-25% worse, e.g. 0.0278 vs 0.0243 at gamma = 0: at small gamma the "
-        "spread copies add noise that FastICA does not see. It wins at large "
-        "gamma (benchmarks/results/ica_vs_fastica.md)."
+        "spread copies add noise that FastICA does not see. With spread_scale = "
+        "0.5 instead, it is 8-12% more accurate than FastICA for D = 20, K = 10 "
+        "(benchmarks/results/ica_vs_fastica.md)."
     ),
 )
 def test_no_worse_than_fastica_by_10_percent_at_small_noise():
@@ -312,8 +313,10 @@ def test_warns_when_importance_sampler_degenerates_spec_4():
     # sigma = 0.3 it stays a large fraction of the draws.
     X = make_ica(500, 4, 4, random_state=0).data
     common = dict(n_components=4, n_importance_samples=100, max_iter=5, random_state=0)
-    with pytest.warns(ConvergenceWarning, match="importance sampler is degenerate"):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ConvergenceWarning)
         wide = SpreadICA(spread_scale=5.0, **common).fit(X)
+    assert any("importance sampler is degenerate" in str(w.message) for w in caught)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         narrow = SpreadICA(spread_scale=0.3, **common).fit(X)
