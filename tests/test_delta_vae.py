@@ -317,7 +317,9 @@ def test_same_random_state_gives_bit_identical_results(digits):
     second = DeltaVAE(random_state=3, **params).fit(digits)
     other = DeltaVAE(random_state=4, **params).fit(digits)
     for method in ("transform", "score_samples"):
-        np.testing.assert_array_equal(getattr(first, method)(digits), getattr(second, method)(digits))
+        np.testing.assert_array_equal(
+            getattr(first, method)(digits), getattr(second, method)(digits)
+        )
     np.testing.assert_array_equal(first.sample(5, random_state=0), second.sample(5, random_state=0))
     assert not np.array_equal(first.transform(digits), other.transform(digits))
 
@@ -340,7 +342,9 @@ def test_round_trip_keeps_outputs_and_training_state(digits, tmp_path, dump):
         joblib.dump(model, tmp_path / "model.joblib")
         loaded = joblib.load(tmp_path / "model.joblib")
     for method in ("transform", "score_samples"):
-        np.testing.assert_array_equal(getattr(model, method)(digits), getattr(loaded, method)(digits))
+        np.testing.assert_array_equal(
+            getattr(model, method)(digits), getattr(loaded, method)(digits)
+        )
     # Optimiser and generator states travel too: training continues identically.
     model.partial_fit(digits)
     loaded.partial_fit(digits)

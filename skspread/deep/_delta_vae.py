@@ -342,6 +342,7 @@ class DeltaVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
         torch = _import_torch()
         if keep:
             self._trainer.set_learning_rates(self.learning_rate, self._spread_learning_rate())
+            self._trainer.batch_size = self.batch_size
         else:
             self._initialise(X)
         data = torch.tensor(X, dtype=torch.float32, device=self._trainer.device)
