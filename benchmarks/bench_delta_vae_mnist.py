@@ -3,8 +3,9 @@
 Trains, on the same networks and the same budget (epochs over the same
 training rows), the standard VAE (spread=None, Gaussian observation noise),
 the delta-VAE with fixed Gaussian and fixed Laplace spread, and the delta-VAE
-with a learned low-rank covariance; optionally the delta-VAE with the exact
-spread ELBO. Sample quality is the Frechet distance between 10000 generator
+with a learned low-rank covariance (all with the spread ELBO, the default
+objective); and the Gaussian delta-VAE with the authors' low-variance form of
+the objective, which is biased (see DeltaVAE's Notes). Sample quality is the Frechet distance between 10000 generator
 samples and the MNIST test set in the feature space of a small convolutional
 MNIST classifier, trained once and cached under benchmarks/cache/.
 
@@ -160,7 +161,11 @@ def main(argv=None):
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--n-samples", type=int, default=10000)
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--no-exact", action="store_true", help="skip objective='exact'")
+    parser.add_argument(
+        "--no-low-variance",
+        action="store_true",
+        help="skip the Gaussian delta-VAE with objective='low_variance'",
+    )
     parser.add_argument("--output", default=str(RESULTS / "delta_vae_mnist.md"))
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
@@ -190,9 +195,9 @@ def main(argv=None):
             spread="gaussian", learn_spread="covariance", spread_rank=20, **common
         ),
     }
-    if not args.no_exact:
-        models["delta-VAE Gaussian, exact ELBO"] = DeltaVAE(
-            spread="gaussian", objective="exact", **common
+    if not args.no_low_variance:
+        models["delta-VAE Gaussian, low-variance form"] = DeltaVAE(
+            spread="gaussian", objective="low_variance", **common
         )
     training = X_train[: args.n_train]
     names = list(models)

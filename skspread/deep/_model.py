@@ -30,13 +30,13 @@ class DeltaVAEModule(nn.Module):
     observation : GaussianSpread or None
         The observation noise N(0, noise_variance I) of the standard VAE
         (used when ``spread`` is None).
-    objective : {'low_variance', 'exact'}, default='low_variance'
+    objective : {'exact', 'low_variance'}, default='exact'
         Decoder term of the delta-VAE: the closed-form expectation around the
         spread mean, or log k(y - f(g(z))) at the sampled y (see
         :meth:`negative_elbo`).
     """
 
-    def __init__(self, encoder, decoder, spread=None, observation=None, objective="low_variance"):
+    def __init__(self, encoder, decoder, spread=None, observation=None, objective="exact"):
         super().__init__()
         if (spread is None) == (observation is None):
             raise ValueError("Give exactly one of spread and observation noise.")
