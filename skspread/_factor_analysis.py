@@ -30,6 +30,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.extmath import randomized_svd
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
+from ._base import SpreadScoreMixin
 from ._validation import resolve_spread
 from .spread import BaseSpread, GaussianSpread
 
@@ -199,7 +200,9 @@ def _orient(components):
     return components * signs[:, np.newaxis]
 
 
-class SpreadFactorAnalysis(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+class SpreadFactorAnalysis(
+    SpreadScoreMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
+):
     """Linear Gaussian implicit model fitted by spread maximum likelihood.
 
     The model is x = W z + mu + eps with latent z ~ N(0, I_K) and noise
@@ -589,22 +592,6 @@ class SpreadFactorAnalysis(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Ba
             log_likelihood -= 0.5 * spread_variance * np.sum(inverse_cholesky**2)
         return log_likelihood
 
-    def score(self, X, y=None):
-        """Mean spread log-likelihood of the samples.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Data.
-
-        y : Ignored
-            Not used, present for API consistency by convention.
-
-        Returns
-        -------
-        score : float
-        """
-        return float(np.mean(self.score_samples(X)))
 
     @property
     def _n_features_out(self):

@@ -20,6 +20,7 @@ from sklearn.utils import check_array, check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from ._base import SpreadScoreMixin
 from ._sources import _LAPLACE_SCALE, sample_sources, source_log_density
 from ._validation import resolve_spread
 from .spread import BaseSpread, GaussianSpread
@@ -299,7 +300,9 @@ def _initial_mixing(init, X_centred, n_components, noise_variance, random_state,
     return rotation * np.sqrt(signal)
 
 
-class SpreadICA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+class SpreadICA(
+    SpreadScoreMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
+):
     """Linear ICA by spread maximum likelihood, for deterministic and noisy mixtures.
 
     The model is x = A z + mu + e with independent unit-variance non-Gaussian
@@ -734,21 +737,6 @@ class SpreadICA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
             log_likelihood += log_marginal
         return log_likelihood / len(offsets)
 
-    def score(self, X, y=None):
-        """Mean spread log-likelihood of the samples.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Data.
-        y : Ignored
-            Not used, present for API consistency by convention.
-
-        Returns
-        -------
-        score : float
-        """
-        return float(np.mean(self.score_samples(X)))
 
     @property
     def _n_features_out(self):

@@ -22,6 +22,7 @@ from sklearn.utils import check_array, check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from .._base import SpreadScoreMixin
 from .._validation import resolve_spread
 from ..spread import BaseSpread, GaussianSpread
 
@@ -70,7 +71,9 @@ def _auto_scale(X):
     return 0.5 * rms_std if rms_std > 0 else 1.0
 
 
-class DeltaVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+class DeltaVAE(
+    SpreadScoreMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
+):
     """Delta-VAE: a deterministic deep generator fitted with the spread divergence.
 
     The model is implicit: x = g(z), z ~ N(0, I_K), with g a neural network and
@@ -604,22 +607,6 @@ class DeltaVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
             X, lambda batch: module.log_likelihood_bound(batch, spread_noise, latent_noise)
         )
 
-    def score(self, X, y=None):
-        """Mean spread log-likelihood bound of ``X``.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Data.
-        y : Ignored
-            Not used, present for API consistency by convention.
-
-        Returns
-        -------
-        score : float
-            Mean of :meth:`score_samples`.
-        """
-        return float(np.mean(self.score_samples(X)))
 
     @property
     def _n_features_out(self):
