@@ -35,6 +35,18 @@ def _as_mean(mean, name):
     return mean
 
 
+def _as_means(mean_p, mean_q):
+    """Validate the two means as finite vectors of the same length."""
+    mean_p = _as_mean(mean_p, "mean_p")
+    mean_q = _as_mean(mean_q, "mean_q")
+    if mean_p.shape != mean_q.shape:
+        raise ValueError(
+            f"mean_p and mean_q must have the same shape; got {mean_p.shape} and "
+            f"{mean_q.shape}."
+        )
+    return mean_p, mean_q
+
+
 def _as_covariance(cov, n_features, name, *, definite):
     """Validate a covariance: a scalar c (meaning c * I) or a symmetric matrix.
 
@@ -135,13 +147,7 @@ def gaussian_kl(mean_p, cov_p, mean_q, cov_q):
     >>> round(gaussian_kl([0.0, 0.0], 2.0, [0.0, 0.0], 1.0), 6)
     0.306853
     """
-    mean_p = _as_mean(mean_p, "mean_p")
-    mean_q = _as_mean(mean_q, "mean_q")
-    if mean_p.shape != mean_q.shape:
-        raise ValueError(
-            f"mean_p and mean_q must have the same shape; got {mean_p.shape} and "
-            f"{mean_q.shape}."
-        )
+    mean_p, mean_q = _as_means(mean_p, mean_q)
     n_features = mean_p.shape[0]
     cov_p = _as_covariance(cov_p, n_features, "cov_p", definite=True)
     cov_q = _as_covariance(cov_q, n_features, "cov_q", definite=True)
@@ -237,13 +243,7 @@ def spread_kl(mean_p, mean_q, spread, *, cov_p=None, cov_q=None):
     >>> round(spread_kl([0.0, 0.0], [1.0, -1.0], 0.5, cov_p=cov, cov_q=cov), 6)
     2.0
     """
-    mean_p = _as_mean(mean_p, "mean_p")
-    mean_q = _as_mean(mean_q, "mean_q")
-    if mean_p.shape != mean_q.shape:
-        raise ValueError(
-            f"mean_p and mean_q must have the same shape; got {mean_p.shape} and "
-            f"{mean_q.shape}."
-        )
+    mean_p, mean_q = _as_means(mean_p, mean_q)
     n_features = mean_p.shape[0]
     deltas = cov_p is None and cov_q is None
 
