@@ -100,7 +100,7 @@ def test_api_reference_lists_every_public_name(html_build):
     # A class page documents the methods, not only the class docstring.
     for estimator in ("SpreadFactorAnalysis", "SpreadICA", "DeltaVAE"):
         page = (output / "generated" / f"skspread.{estimator}.html").read_text()
-        for method in ("fit", "transform", "sample", "score_samples"):
+        for method in ("fit", "transform", "sample", "score_samples", "score"):
             assert f'id="skspread.{estimator}.{method}"' in page, (estimator, method)
 
 
