@@ -284,10 +284,10 @@ class SpreadFactorAnalysis(
         (its last entry equals ``score`` on the training data).
 
     n_features_in_ : int
-        Number of features seen during :term:`fit`.
+        Number of features seen during ``fit``.
 
     feature_names_in_ : ndarray of shape (`n_features_in_`,)
-        Names of features seen during :term:`fit`. Defined only when `X`
+        Names of features seen during ``fit``. Defined only when `X`
         has feature names that are all strings.
 
     See Also
@@ -306,13 +306,13 @@ class SpreadFactorAnalysis(
             = log N(x; mu, C) - (sigma^2 / 2) tr(C^-1),
 
     which is :meth:`score_samples`; the mean over the training data is
-    -1/2 (D log 2 pi + log |C| + tr(C^-1 (S + sigma^2 I))).
+    ``-1/2 (D log 2 pi + log |C| + tr(C^-1 (S + sigma^2 I)))``.
 
     For Psi = gamma^2 I, with eigenpairs (lambda_k, u_k) of S, the maximiser
     is W = U_K diag(max(lambda_k - gamma^2, 0))^(1/2): sigma drops out. With
     ``spread=None`` and gamma^2 > 0 the same formula is the noise-only MLE,
     biased for data from the deterministic model: on the line x = z theta it
-    returns sqrt((|theta|^2 - gamma^2) / |theta|^2) theta instead of theta
+    returns ``sqrt((|theta|^2 - gamma^2) / |theta|^2) theta`` instead of theta
     (paper eq 7-12).
 
     For diagonal Psi, the spread-EM is factor analysis on S + sigma^2 I with

@@ -8,7 +8,7 @@ convolution stays in closed form:
   covariance, KL = (mu_p - mu_q)^T Sigma^-1 (mu_p - mu_q) / 2, which is
   ||mu_p - mu_q||^2 for Sigma = 0.5 I (paper eq 26-27);
 - two deltas under Laplace spread of scale b: per coordinate, with
-  x = |mu_p - mu_q| / b, KL = x + exp(-x) - 1;
+  ``x = |mu_p - mu_q| / b``, KL = x + exp(-x) - 1;
 - two Gaussians N(a, C1), N(b, C2) (possibly degenerate, such as the linear
   implicit models of paper eq 35-36) under Gaussian spread Sigma:
   KL(N(a, C1 + Sigma) || N(b, C2 + Sigma)).
@@ -212,7 +212,7 @@ def spread_kl(mean_p, mean_q, spread, *, cov_p=None, cov_q=None):
     - deltas, Gaussian spread N(0, sigma^2 I): ||d||^2 / (2 sigma^2); with
       sigma^2 = 0.5 this is ||d||^2, the paper's eq 27 (and the squared
       2-Wasserstein distance of the deltas);
-    - deltas, Laplace spread of scale b: sum_i |d_i|/b + exp(-|d_i|/b) - 1;
+    - deltas, Laplace spread of scale b: ``sum_i |d_i|/b + exp(-|d_i|/b) - 1``;
     - Gaussians, Gaussian spread Sigma:
       ``gaussian_kl(mean_p, cov_p + Sigma, mean_q, cov_q + Sigma)``.
 

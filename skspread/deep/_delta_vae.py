@@ -181,7 +181,7 @@ class DeltaVAE(
         Number of completed epochs.
     n_features_in_ : int
         Number of features seen during fit.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Names of features seen during fit, when ``X`` has string column names.
 
     See Also
@@ -200,7 +200,7 @@ class DeltaVAE(
     The lower-variance form of the authors' code replaces log k(y - f(g(z)))
     by its expectation over an independent spread sample around y_bar: for
     the Gaussian log k(y_bar - f(g(z))) - D/2, for the Laplace per
-    coordinate, with d = y_bar - f(g(z)), -log(2 b) - (|d| + b exp(-|d| / b)) / b.
+    coordinate, with d = y_bar - f(g(z)), ``-log(2 b) - (|d| + b exp(-|d| / b)) / b``.
     That equals the spread ELBO only if the encoder's input did not depend
     on e. It does, and for the Gaussian the two differ by
     E[e . f(g(z))] / sigma^2. With the best encoder, the lower-variance
