@@ -127,7 +127,7 @@ def _speed(seed=0):
     data = make_ica(20000, 20, 10, random_state=seed)
     X = data.data - data.data.mean(axis=0)
     rng = np.random.RandomState(seed)
-    sigma = _auto_spread_scale(data.data)
+    sigma = _auto_spread_scale(data.data, 10, 0.0)
     Y = X + sigma * rng.standard_normal(X.shape)
     eps = rng.standard_normal((1000, 10))
     mixing = data.mixing.astype(float)

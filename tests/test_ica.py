@@ -160,22 +160,22 @@ def test_recovers_mixing_matrix_section_4_1(noise_std):
     strict=True,
     reason=(
         "Issue 4 asks for an error no worse than FastICA's by more than 10% at "
-        "gamma in {0, 0.2}. Measured on make_ica seeds 0-2 (N = 5000, D = 10, "
-        "K = 5): spread-EM with the paper's "
-        "spread_scale rule (sigma 0.7-1.3) has 0.96-1.20 times FastICA's error, "
-        "1.14 on the case below (0.0278 vs 0.0243 at gamma = 0): at small gamma the "
-        "spread copies add noise that FastICA does not see. With spread_scale = "
-        "0.5 instead, it is 8-12% more accurate than FastICA for D = 20, K = 10 "
-        "(benchmarks/results/ica_vs_fastica.md)."
+        "gamma in {0, 0.2}. With the default spread_scale='auto' (the paper's "
+        "rule, sigma 0.7-1.3 here) the spread costs efficiency: on make_ica seeds "
+        "0-4 (N = 5000, D = 10, K = 5) the mean error is 1.33 (gamma = 0) and "
+        "1.35 (gamma = 0.2) times FastICA's, 1.13 and 1.15 on seeds 0-2 below. "
+        "With spread_scale = 0.5 it holds (the next test)."
     ),
 )
-def test_no_worse_than_fastica_by_10_percent_at_small_noise():
-    data = make_ica(5000, 10, 5, noise_std=0.0, random_state=0)
-    model = SpreadICA(5, random_state=0).fit(data.data)
-    fastica = FastICA(5, whiten="unit-variance", max_iter=1000, random_state=0).fit(data.data)
-    assert mixing_error(model.mixing_, data.mixing) <= 1.1 * mixing_error(
-        fastica.mixing_, data.mixing
-    )
+def test_no_worse_than_fastica_by_10_percent_with_paper_spread_rule():
+    spread_errors, fastica_errors = [], []
+    for seed in range(3):
+        data = make_ica(5000, 10, 5, noise_std=0.0, random_state=seed)
+        model = SpreadICA(5, random_state=0).fit(data.data)
+        fastica = FastICA(5, whiten="unit-variance", max_iter=1000, random_state=0)
+        spread_errors.append(mixing_error(model.mixing_, data.mixing))
+        fastica_errors.append(mixing_error(fastica.fit(data.data).mixing_, data.mixing))
+    assert np.mean(spread_errors) <= 1.1 * np.mean(fastica_errors)
 
 
 @pytest.mark.parametrize("gamma", [0.0, 0.2])
@@ -287,13 +287,16 @@ def test_sample_moments_match_the_model():
 
 
 def test_auto_spread_scale_is_paper_rule_section_4_1():
-    # sigma = max(0.001, 2.5 sqrt(mean(A A^T))), the data covariance standing in.
+    # sigma = max(0.001, 2.5 sqrt(mean(A A^T))), the data covariance standing
+    # in; for this well-conditioned 6 x 3 mixing the proposal cap does not bind.
     data = make_ica(1000, 6, 3, random_state=7)
     model = SpreadICA(3, n_importance_samples=50, max_iter=2, random_state=0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         model.fit(data.data)
-    expected = max(0.001, 2.5 * np.sqrt(np.mean(np.cov(data.data, rowvar=False))))
+    covariance = np.cov(data.data, rowvar=False)
+    expected = max(0.001, 2.5 * np.sqrt(np.mean(covariance)))
+    assert expected**2 < np.linalg.eigvalsh(covariance)[-3]
     assert model.spread_scale_ == pytest.approx(expected)
     # The mean entry of a covariance is var(sum of coordinates) / D^2: zero
     # here up to rounding (which may make it negative), so the floor applies.
@@ -303,6 +306,28 @@ def test_auto_spread_scale_is_paper_rule_section_4_1():
         warnings.simplefilter("ignore", ConvergenceWarning)
         model.set_params(n_components=1).fit(X)
     assert model.spread_scale_ == 0.001
+
+
+@pytest.mark.parametrize("gamma", [0.0, 0.3])
+def test_auto_spread_scale_keeps_proposal_within_prior_for_square_mixing(gamma):
+    # Square mixing: the paper's rule (sigma about 2.5-3) would make
+    # V = tau^2 (A^T A)^-1 far wider than the unit-variance prior. The cap
+    # tau^2 <= lambda_K(A^T A) keeps the largest eigenvalue of V at most 1
+    # (up to the sampling error of the data covariance), and the fit then
+    # recovers A about as well as FastICA (uncapped: mixing_error 0.55-0.71).
+    data = make_ica(2000, 10, 10, noise_std=gamma, random_state=1)
+    model = SpreadICA(10, noise_variance=gamma**2, max_iter=200, random_state=0)
+    model.fit(data.data)
+    paper_rule = 2.5 * np.sqrt(np.mean(np.cov(data.data, rowvar=False)))
+    assert model.spread_scale_ < paper_rule / 2
+    gram = data.mixing.T @ data.mixing
+    tau2 = model.spread_scale_**2 + gamma**2
+    assert tau2 / np.linalg.eigvalsh(gram)[0] < 1.0 + 8.0 / np.sqrt(len(data.data))
+    fastica = FastICA(10, whiten="unit-variance", max_iter=1000, random_state=0)
+    fastica_error = mixing_error(fastica.fit(data.data).mixing_, data.mixing)
+    error = mixing_error(model.mixing_, data.mixing)
+    assert error < 0.12
+    assert error <= 1.25 * fastica_error
 
 
 def test_refuses_models_without_likelihood_or_with_laplace_spread():
