@@ -174,6 +174,50 @@ def test_woodbury_log_density_equals_dense_gaussian():
     assert float(torch.linalg.norm(factor) ** 2) == pytest.approx(3 * 0.09)
 
 
+def test_negative_entropy_of_learned_covariance_is_dense_gaussian_value_and_gradient():
+    # Section 3.1: the spread maximises -H(k) - ELBO; for k = N(0, Sigma),
+    # -H(k) = -D/2 log(2 pi) - 1/2 log|Sigma| - D/2, with the same gradient in psi.
+    torch.manual_seed(0)
+    spread = SpreadModule(GaussianSpread(0.3), n_features=7, rank=3).double()
+    spread.negative_entropy().backward()
+    raw = spread.raw_factor.detach().clone().requires_grad_(True)
+    factor = raw * (spread.factor_norm / torch.linalg.norm(raw))
+    covariance = 0.09 * torch.eye(7, dtype=torch.float64) + factor @ factor.T
+    dense = -3.5 * np.log(2 * np.pi) - 0.5 * torch.logdet(covariance) - 3.5
+    dense.backward()
+    assert float(spread.negative_entropy()) == pytest.approx(float(dense), abs=1e-10)
+    np.testing.assert_allclose(
+        spread.raw_factor.grad.numpy(), raw.grad.numpy(), rtol=0, atol=1e-10
+    )
+
+
+def test_max_min_steps_move_only_their_own_player(digits):
+    # Section 3.1's alternation: the spread ascent step leaves the encoder and
+    # generator alone, and the model's descent step leaves the spread alone.
+    model = DeltaVAE(
+        learn_spread="covariance", spread_rank=4, n_epochs=1, random_state=0, **SMALL
+    ).fit(digits)
+    trainer, module = model._trainer, model.module_
+    batch = torch.as_tensor(digits[:64], dtype=torch.float32)
+
+    def snapshot(parameters):
+        return [parameter.detach().clone() for parameter in parameters]
+
+    def moved(before, parameters):
+        return [not torch.equal(b, p) for b, p in zip(before, parameters)]
+
+    model_before = snapshot(module.model_parameters())
+    spread_before = snapshot(module.spread_parameters())
+    trainer._spread_step(batch)
+    assert not any(moved(model_before, module.model_parameters()))
+    assert all(moved(spread_before, module.spread_parameters()))
+    model_before = snapshot(module.model_parameters())
+    spread_before = snapshot(module.spread_parameters())
+    trainer._model_step(batch)
+    assert any(moved(model_before, module.model_parameters()))
+    assert not any(moved(spread_before, module.spread_parameters()))
+
+
 def test_low_rank_spread_noise_has_covariance_sigma():
     n_draws = 200_000
     spread = SpreadModule(GaussianSpread(0.5), n_features=4, rank=2).double()
