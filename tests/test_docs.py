@@ -122,7 +122,7 @@ def test_readme_commands_are_the_ci_commands():
     readme = (ROOT / "README.rst").read_text()
     ci_command = (ROOT / ".ci" / "run").read_text().strip().splitlines()[-1]
     assert ci_command in readme
-    main_job = ci_command.replace("[deep,test,docs]", "[deep]").replace(
+    main_job = ci_command.replace("[deep,test,docs]", "[deep,plot]").replace(
         "python -m pytest", "python -m skspread"
     )
     assert main_job in readme
