@@ -192,14 +192,28 @@ def test_negative_entropy_of_learned_covariance_is_dense_gaussian_value_and_grad
     )
 
 
-def test_max_min_steps_move_only_their_own_player(digits):
-    # Section 3.1's alternation: the spread ascent step leaves the encoder and
-    # generator alone, and the model's descent step leaves the spread alone.
+def test_game_step_descends_model_and_ascends_spread_from_one_evaluation(digits):
+    # Section 3.1's max-min game: on a spread batch the model's gradient is
+    # that of the negative ELBO, the spread's that of minus the divergence
+    # bound -H(k) + negative ELBO, both at the same noise draws; a model-only
+    # step leaves the spread alone.
     model = DeltaVAE(
         learn_spread="covariance", spread_rank=4, n_epochs=1, random_state=0, **SMALL
     ).fit(digits)
     trainer, module = model._trainer, model.module_
     batch = torch.as_tensor(digits[:64], dtype=torch.float32)
+    generator_state = trainer.generator.get_state()
+    module.zero_grad(set_to_none=True)
+    module.negative_elbo(batch, trainer.generator).mean().backward()
+    model_gradients = [p.grad.clone() for p in module.model_parameters()]
+    module.zero_grad(set_to_none=True)
+    trainer.generator.set_state(generator_state)
+    spread_loss = -(
+        module.negative_elbo(batch, trainer.generator).mean()
+        + module.spread.negative_entropy()
+    )
+    spread_loss.backward()
+    spread_gradients = [p.grad.clone() for p in module.spread_parameters()]
 
     def snapshot(parameters):
         return [parameter.detach().clone() for parameter in parameters]
@@ -207,15 +221,18 @@ def test_max_min_steps_move_only_their_own_player(digits):
     def moved(before, parameters):
         return [not torch.equal(b, p) for b, p in zip(before, parameters)]
 
+    trainer.generator.set_state(generator_state)
     model_before = snapshot(module.model_parameters())
     spread_before = snapshot(module.spread_parameters())
-    trainer._spread_step(batch)
-    assert not any(moved(model_before, module.model_parameters()))
+    trainer._game_step(batch)
+    for expected, parameter in zip(model_gradients, module.model_parameters()):
+        torch.testing.assert_close(parameter.grad, expected, rtol=1e-5, atol=1e-6)
+    for expected, parameter in zip(spread_gradients, module.spread_parameters()):
+        torch.testing.assert_close(parameter.grad, expected, rtol=1e-5, atol=1e-6)
+    assert all(moved(model_before, module.model_parameters()))
     assert all(moved(spread_before, module.spread_parameters()))
-    model_before = snapshot(module.model_parameters())
     spread_before = snapshot(module.spread_parameters())
     trainer._model_step(batch)
-    assert any(moved(model_before, module.model_parameters()))
     assert not any(moved(spread_before, module.spread_parameters()))
 
 

@@ -85,7 +85,8 @@ class DeltaVAE(
     closed-form expectation over the spread around f(x)) is offered as
     ``objective='low_variance'``; it is biased (see Notes).
     The spread may be learned (a low-rank covariance or an injective mean
-    transformation f) to maximise the divergence, alternating with the model.
+    transformation f) to maximise the divergence, in a max-min game with the
+    model.
     With ``spread=None`` this is the standard VAE with Gaussian observation
     noise on the model only, on the same networks and training loop.
 
@@ -126,7 +127,7 @@ class DeltaVAE(
         ||U||_F^2 = spread_rank * spread_scale^2. 'mean': spread around
         f(x) = x + h(x) with a spectrally normalised residual network h,
         Lip(h) < 0.9. Either is trained to maximise the divergence,
-        alternating with the model (a max-min game).
+        against the model (a max-min game).
     spread_rank : int, default=20
         Rank R of the learned covariance.
     objective : {'exact', 'low_variance'}, default='exact'
@@ -211,9 +212,11 @@ class DeltaVAE(
     noise-only MLE, while ``objective='exact'`` recovers them (tested).
 
     A learned spread maximises the upper bound -H(k) - ELBO of the spread
-    divergence KL(p~ || q~) = -H(p~) - E log q~, one Adam step every fourth
-    batch after one epoch of warm-up, while the model minimises the negative
-    ELBO. The divergence is kept bounded by the fixed isotropic part and norm
+    divergence KL(p~ || q~) = -H(p~) - E log q~, one Adam step on every
+    fourth batch after one epoch of warm-up, while the model minimises the
+    negative ELBO on every batch. Both players' gradients come from the same
+    evaluation of the loss (simultaneous gradient descent-ascent), so the
+    spread's steps cost no extra pass through the networks. The divergence is kept bounded by the fixed isotropic part and norm
     of the covariance and by Lip(h) < 1 for the mean map.
 
     ``score_samples`` averages the bound over a few spread copies of each row

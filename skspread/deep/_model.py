@@ -92,17 +92,6 @@ class DeltaVAEModule(nn.Module):
             reconstruction = self.spread.expected_log_prob(Y_mean, generated)
         return gaussian_kl_to_standard(mean, log_var) - reconstruction
 
-    def spread_objective(self, X, generator):
-        """Loss the spread minimises: minus its divergence estimate.
-
-        The spread divergence KL(p~ || q~) = -H(p~) - E log q~ is bounded
-        above by -H(k) - ELBO (convolution with k adds entropy, and the ELBO
-        bounds log q~); the spread maximises this bound. Without the -H(k)
-        term a learned covariance could raise the divergence estimate merely
-        by changing its own normalisation.
-        """
-        return -(self.negative_elbo(X, generator).mean() + self.spread.negative_entropy())
-
     def log_likelihood_bound(self, X, spread_noise, latent_noise):
         """Importance-weighted bound on the spread log-likelihood per row.
 

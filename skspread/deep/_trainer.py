@@ -1,9 +1,11 @@
 """Training loop of the delta-VAE: batches, optimisers, device, history.
 
-The trainer alternates the two players of the learned spread's max-min game:
-the model (encoder and generator) descends the negative ELBO on every
-batch; after a warm-up, every ``spread_step_interval``-th batch first takes
-one ascent step of the spread parameters on the spread divergence bound.
+The trainer plays the learned spread's max-min game: the model (encoder and
+generator) descends the negative ELBO on every batch; after a warm-up, on
+every ``spread_step_interval``-th batch the spread parameters ascend the
+spread divergence bound, -H(k) plus that same negative ELBO. Both players'
+gradients come from one evaluation of the loss (simultaneous gradient
+descent-ascent), so a spread step costs no extra pass through the networks.
 """
 
 import time
@@ -32,7 +34,7 @@ class Trainer:
         Epochs of model-only training before the spread starts to learn
         (the divergence estimate is meaningless for a random model).
     spread_step_interval : int, default=4
-        One spread step every this many batches.
+        The spread steps on every this many batches.
     """
 
     def __init__(
@@ -71,12 +73,32 @@ class Trainer:
             for group in self.spread_optimizer.param_groups:
                 group["lr"] = spread_learning_rate
 
-    def _spread_step(self, batch):
+    def _game_step(self, batch):
+        """One descent step of the model and one ascent step of the spread.
+
+        The spread divergence KL(p~ || q~) = -H(p~) - E log q~ is bounded
+        above by -H(k) - ELBO (convolution with k adds entropy, and the ELBO
+        bounds log q~); the spread maximises this bound. Without the -H(k)
+        term a learned covariance could raise the estimate merely by
+        changing its own normalisation. The bound shares the negative ELBO
+        with the model's loss, so one backward pass gives both players'
+        gradients: the spread's with the sign flipped and -H(k)'s added.
+        Returns the model's loss and the divergence estimate.
+        """
+        self.model_optimizer.zero_grad(set_to_none=True)
         self.spread_optimizer.zero_grad(set_to_none=True)
-        loss = self.model.spread_objective(batch, self.generator)
+        loss = self.model.negative_elbo(batch, self.generator).mean()
         loss.backward()
+        spread_parameters = self.model.spread_parameters()
+        for parameter in spread_parameters:
+            if parameter.grad is not None:
+                parameter.grad.neg_()
+        negative_entropy = self.model.spread.negative_entropy()
+        if negative_entropy.requires_grad:
+            (-negative_entropy).backward()
+        self.model_optimizer.step()
         self.spread_optimizer.step()
-        return -loss.item()
+        return loss.item(), loss.item() + negative_entropy.item()
 
     def _model_step(self, batch):
         self.model_optimizer.zero_grad(set_to_none=True)
@@ -99,8 +121,10 @@ class Trainer:
         for index, begin in enumerate(range(0, n_samples, self.batch_size)):
             batch = X[order[begin : begin + self.batch_size]]
             if learn_spread and index % self.spread_step_interval == 0:
-                divergences.append(self._spread_step(batch))
-            loss = self._model_step(batch)
+                loss, divergence = self._game_step(batch)
+                divergences.append(divergence)
+            else:
+                loss = self._model_step(batch)
             loss_sum += loss * batch.shape[0]
             if progress is not None:
                 progress.update(batch.shape[0])
