@@ -30,22 +30,35 @@ __all__ = ["SpreadICA"]
 _ICA_SOURCES = ("laplace", "logistic")
 
 
-def _auto_spread_scale(X, n_components, noise_variance):
-    """The paper's rule sigma = max(0.001, 2.5 sqrt(mean(A A^T))), capped.
+# From the FastICA start the spread adds at most this share of the weakest
+# source's variance to its posterior (see _auto_spread_scale).
+_REFINING_SPREAD_SHARE = 0.02
 
-    The covariance of the data, A A^T + gamma^2 I, stands in for A A^T; its
-    mean entry can be negative for some mixing matrices, hence the floor.
-    The cap keeps the importance proposal N(m(y), V), V = tau^2 (A^T A)^-1,
-    no wider than the unit-variance source prior in any direction:
-    tau^2 = sigma^2 + gamma^2 <= lambda_K(A^T A), the K-th eigenvalue of the
-    data covariance minus gamma^2 standing in. It binds only for square or
-    ill-conditioned mixing matrices, where the paper's rule leaves the
-    sampler with a handful of effective draws and the fit drifts away.
+
+def _auto_spread_scale(X, n_components, noise_variance, init):
+    """The spread 'auto' picks for a start: small to refine, the paper's to travel.
+
+    From a start that EM must move far from (PCA, random, a given array),
+    the paper's rule sigma = max(0.001, 2.5 sqrt(mean(A A^T))), the data
+    covariance standing in for A A^T + gamma^2 I, keeps EM out of the
+    freezing of the deterministic limit. It is capped so that
+    tau^2 = sigma^2 + gamma^2 <= lambda_K(A^T A) (the K-th eigenvalue of the
+    data covariance minus gamma^2 standing in), which keeps the importance
+    proposal V = tau^2 (A^T A)^-1 no wider than the unit-variance source
+    prior: for square or ill-conditioned mixings the paper's rule leaves
+    the sampler a handful of effective draws and the fit drifts away.
+
+    From FastICA's consistent start EM only refines, and the spread costs
+    statistical efficiency that grows with sigma. There
+    sigma^2 = 0.02 (lambda_K - gamma^2): the spread adds at most 2% of the
+    weakest source's variance to its posterior.
     """
     covariance = np.atleast_2d(np.cov(X, rowvar=False))
+    smallest_signal = np.linalg.eigvalsh(covariance)[-n_components] - noise_variance
+    if isinstance(init, str) and init == "fastica":
+        return max(0.001, math.sqrt(max(_REFINING_SPREAD_SHARE * smallest_signal, 0.0)))
     paper_rule = 2.5 * math.sqrt(max(float(np.mean(covariance)), 0.0))
-    smallest_signal = np.linalg.eigvalsh(covariance)[-n_components]
-    proposal_cap = math.sqrt(max(smallest_signal - 2.0 * noise_variance, 0.0))
+    proposal_cap = math.sqrt(max(smallest_signal - noise_variance, 0.0))
     return max(0.001, min(paper_rule, proposal_cap))
 
 
@@ -337,18 +350,17 @@ class SpreadICA(
         variance tau^2 = gamma^2 + sigma^2, which the importance sampler
         needs. None is the noise-only baseline (needs ``noise_variance > 0``).
     spread_scale : float or 'auto', default='auto'
-        Standard deviation sigma of the spread. 'auto' is the paper's rule
-        sigma = max(0.001, 2.5 sqrt(mean of the entries of A A^T)), with the
-        data covariance standing in for A A^T, capped so that
-        sigma^2 + 2 gamma^2 <= lambda_K, the K-th eigenvalue of the data
-        covariance: then the importance proposal is nowhere wider than the
-        source prior (see Notes). The cap binds only for square or
-        ill-conditioned mixing. It makes EM fast from any
-        start, but the spread costs statistical efficiency that grows with
-        sigma: from the consistent FastICA start a smaller spread (about a
-        quarter of the rule) is as accurate as FastICA or more (see
-        benchmarks/results/ica_vs_fastica.md). Ignored when ``spread`` is an
-        object (its own scale is used) or None.
+        Standard deviation sigma of the spread. 'auto' depends on the start.
+        From ``init='fastica'``, a consistent start that EM only refines,
+        sigma^2 = 0.02 (lambda_K - gamma^2), with lambda_K the K-th
+        eigenvalue of the data covariance: the spread adds at most 2% of
+        the weakest source's variance to its posterior, so it costs little
+        statistical efficiency. From any other start EM must travel, and
+        'auto' is the paper's rule sigma = max(0.001, 2.5 sqrt(mean of the
+        entries of A A^T)), the data covariance standing in for A A^T,
+        capped so that sigma^2 + 2 gamma^2 <= lambda_K: then the importance
+        proposal is nowhere wider than the source prior (see Notes).
+        Ignored when ``spread`` is an object (its own scale is used) or None.
     noise_variance : float, default=0.0
         Observation noise variance gamma^2 of the model, kept fixed; 0 is
         deterministic ICA.
@@ -432,7 +444,14 @@ class SpreadICA(
     degenerate (2-3 effective draws of 1000), the fixed-draw estimate of the
     likelihood is biased up, and EM climbs Monte Carlo error to a mixing
     error of 0.5-0.7. ``spread_scale='auto'`` therefore caps sigma so that
-    tau^2 <= lambda_K(A^T A), which keeps V <= I. ``effective_sample_size_``
+    tau^2 <= lambda_K(A^T A), which keeps V <= I.
+
+    The spread is consistent at any sigma but costs statistical efficiency
+    that grows with sigma: from the FastICA start, the paper's rule ends
+    1.1-1.5 times FastICA's error (D = 10-20, K = 5-10), the refining spread
+    that 'auto' uses there 0.90-1.005 times (benchmarks/results/
+    ica_vs_fastica.md). Only from a poor start (PCA, random) is the large
+    spread needed, to keep EM moving. ``effective_sample_size_``
     measures the sampler's health, and a ``ConvergenceWarning`` asks for a
     smaller ``spread_scale`` when it collapses. A proposal never wider than
     the prior, the Gaussian-source posterior N(z | m', V'),
@@ -543,7 +562,7 @@ class SpreadICA(
         if isinstance(self.spread, BaseSpread) or self.spread is None:
             scale = 1.0
         elif self.spread_scale == "auto":
-            scale = _auto_spread_scale(X, n_components, self.noise_variance)
+            scale = _auto_spread_scale(X, n_components, self.noise_variance, self.init)
         else:
             scale = self.spread_scale
         spread = resolve_spread(self.spread, scale, self.noise_variance)

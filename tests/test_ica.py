@@ -12,7 +12,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from skspread import SpreadICA
-from skspread._ica import _em_step, _importance_posterior, _initial_mixing, _Proposal
+from skspread._ica import _auto_spread_scale, _em_step, _importance_posterior, _initial_mixing, _Proposal
 from skspread._sources import source_log_density
 from skspread.datasets import make_ica
 from skspread.metrics import mixing_error
@@ -156,47 +156,21 @@ def test_recovers_mixing_matrix_section_4_1(noise_std):
     assert model.n_iter_ < model.max_iter
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "Issue 4 asks for an error no worse than FastICA's by more than 10% at "
-        "gamma in {0, 0.2}. With the default spread_scale='auto' (the paper's "
-        "rule, sigma 0.7-1.3 here) the spread costs efficiency: on make_ica seeds "
-        "0-4 (N = 5000, D = 10, K = 5) the mean error is 1.33 (gamma = 0) and "
-        "1.35 (gamma = 0.2) times FastICA's, 1.13 and 1.15 on seeds 0-2 below. "
-        "With spread_scale = 0.5 it holds (the next test)."
-    ),
-)
-def test_no_worse_than_fastica_by_10_percent_with_paper_spread_rule():
-    spread_errors, fastica_errors = [], []
-    for seed in range(3):
-        data = make_ica(5000, 10, 5, noise_std=0.0, random_state=seed)
-        model = SpreadICA(5, random_state=0).fit(data.data)
-        fastica = FastICA(5, whiten="unit-variance", max_iter=1000, random_state=0)
-        spread_errors.append(mixing_error(model.mixing_, data.mixing))
-        fastica_errors.append(mixing_error(fastica.fit(data.data).mixing_, data.mixing))
-    assert np.mean(spread_errors) <= 1.1 * np.mean(fastica_errors)
-
-
 @pytest.mark.parametrize("gamma", [0.0, 0.2])
-def test_small_spread_from_fastica_start_matches_fastica_within_10_percent(gamma):
-    # Issue 4's recovery criterion, on the mean error over three data sets
-    # (one data set's error ratio has a spread of about 10% by itself). The
-    # spread costs statistical efficiency that grows with sigma, so from the
-    # consistent FastICA start a small spread (sigma = 0.5, about a quarter
-    # of the paper's rule here) is used; measured on seeds 0-4 its mean error
-    # is 0.97 (gamma = 0) and 0.99 (gamma = 0.2) times FastICA's.
-    spread_errors, fastica_errors = [], []
+def test_no_worse_than_fastica_by_10_percent(gamma):
+    # Issue 4's recovery criterion with the defaults, on each of three data
+    # sets and FastICA on the same data. From the FastICA start 'auto' uses a
+    # small refining spread; measured on seeds 0-4 the error ratio to FastICA
+    # is 0.97-1.001 (gamma = 0) and 0.90-0.97 (gamma = 0.2). With the paper's
+    # rule as spread_scale, from the same start, it is 0.96-1.31, so the test
+    # can fail.
     for seed in range(3):
         data = make_ica(5000, 10, 5, noise_std=gamma, random_state=seed)
-        model = SpreadICA(
-            5, spread_scale=0.5, noise_variance=gamma**2, random_state=0
-        ).fit(data.data)
+        model = SpreadICA(5, noise_variance=gamma**2, random_state=0).fit(data.data)
         fastica = FastICA(5, whiten="unit-variance", max_iter=1000, random_state=0)
-        spread_errors.append(mixing_error(model.mixing_, data.mixing))
-        fastica_errors.append(mixing_error(fastica.fit(data.data).mixing_, data.mixing))
-    assert max(spread_errors) < 0.08
-    assert np.mean(spread_errors) <= 1.1 * np.mean(fastica_errors)
+        fastica_error = mixing_error(fastica.fit(data.data).mixing_, data.mixing)
+        assert mixing_error(model.mixing_, data.mixing) < 0.08
+        assert mixing_error(model.mixing_, data.mixing) <= 1.1 * fastica_error
 
 
 def test_score_prefers_true_mixing_matrix_to_perturbed_one_eq_49():
@@ -289,8 +263,9 @@ def test_sample_moments_match_the_model():
 def test_auto_spread_scale_is_paper_rule_section_4_1():
     # sigma = max(0.001, 2.5 sqrt(mean(A A^T))), the data covariance standing
     # in; for this well-conditioned 6 x 3 mixing the proposal cap does not bind.
+    # 'auto' uses it from every start but FastICA's.
     data = make_ica(1000, 6, 3, random_state=7)
-    model = SpreadICA(3, n_importance_samples=50, max_iter=2, random_state=0)
+    model = SpreadICA(3, n_importance_samples=50, max_iter=2, init="pca", random_state=0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         model.fit(data.data)
@@ -313,21 +288,36 @@ def test_auto_spread_scale_keeps_proposal_within_prior_for_square_mixing(gamma):
     # Square mixing: the paper's rule (sigma about 2.5-3) would make
     # V = tau^2 (A^T A)^-1 far wider than the unit-variance prior. The cap
     # tau^2 <= lambda_K(A^T A) keeps the largest eigenvalue of V at most 1
-    # (up to the sampling error of the data covariance), and the fit then
-    # recovers A about as well as FastICA (uncapped: mixing_error 0.55-0.71).
+    # (up to the sampling error of the data covariance), and a fit at that
+    # spread recovers A about as well as FastICA (uncapped: mixing_error
+    # 0.55-0.71).
     data = make_ica(2000, 10, 10, noise_std=gamma, random_state=1)
-    model = SpreadICA(10, noise_variance=gamma**2, max_iter=200, random_state=0)
-    model.fit(data.data)
+    capped = _auto_spread_scale(data.data, 10, gamma**2, init="pca")
     paper_rule = 2.5 * np.sqrt(np.mean(np.cov(data.data, rowvar=False)))
-    assert model.spread_scale_ < paper_rule / 2
+    assert capped < paper_rule / 2
     gram = data.mixing.T @ data.mixing
-    tau2 = model.spread_scale_**2 + gamma**2
+    tau2 = capped**2 + gamma**2
     assert tau2 / np.linalg.eigvalsh(gram)[0] < 1.0 + 8.0 / np.sqrt(len(data.data))
+    model = SpreadICA(
+        10, spread_scale=capped, noise_variance=gamma**2, max_iter=200, random_state=0
+    ).fit(data.data)
     fastica = FastICA(10, whiten="unit-variance", max_iter=1000, random_state=0)
     fastica_error = mixing_error(fastica.fit(data.data).mixing_, data.mixing)
     error = mixing_error(model.mixing_, data.mixing)
     assert error < 0.12
     assert error <= 1.25 * fastica_error
+
+
+@pytest.mark.parametrize("gamma", [0.0, 0.3])
+def test_auto_spread_scale_from_fastica_start_is_small_refining_spread(gamma):
+    # From the consistent FastICA start: sigma^2 = 0.02 (lambda_K - gamma^2),
+    # 2% of the weakest source's variance added to its posterior.
+    data = make_ica(1000, 6, 3, noise_std=gamma, random_state=7)
+    model = SpreadICA(3, noise_variance=gamma**2, n_importance_samples=50, random_state=0)
+    model.fit(data.data)
+    covariance = np.cov(data.data, rowvar=False)
+    expected = np.sqrt(0.02 * (np.linalg.eigvalsh(covariance)[-3] - gamma**2))
+    assert model.spread_scale_ == pytest.approx(expected)
 
 
 def test_refuses_models_without_likelihood_or_with_laplace_spread():
