@@ -256,6 +256,13 @@ def test_laplace_spread_noise_has_variance_two_b_squared():
     # Var of the sample second moment: (E e^4 - (E e^2)^2) / n = 20 b^4 / n.
     standard_error = np.sqrt(20 * b**4 / n_draws)
     assert abs(float(torch.mean(noise**2)) - 2 * b**2) < 4 * standard_error
+    # The whole distribution: the empirical distribution function at a few
+    # points against Laplace(0, b)'s, each within 4 binomial standard errors.
+    points = np.array([-3.0, -1.0, -0.2, 0.0, 0.2, 1.0, 3.0]) * b
+    expected = np.where(points < 0, 0.5 * np.exp(points / b), 1 - 0.5 * np.exp(-points / b))
+    empirical = (noise.numpy() <= points).mean(axis=0)
+    assert np.all(np.abs(empirical - expected) < 4 * np.sqrt(expected * (1 - expected) / n_draws))
+    assert torch.all(torch.isfinite(noise))
 
 
 def _jacobian_spectral_norm(function, x, n_iterations=200):

@@ -216,8 +216,15 @@ class DeltaVAE(
     fourth batch after one epoch of warm-up, while the model minimises the
     negative ELBO on every batch. Both players' gradients come from the same
     evaluation of the loss (simultaneous gradient descent-ascent), so the
-    spread's steps cost no extra pass through the networks. The divergence is kept bounded by the fixed isotropic part and norm
-    of the covariance and by Lip(h) < 1 for the mean map.
+    spread's steps cost no extra pass through the networks. The divergence
+    is kept bounded by the fixed isotropic part and norm of the covariance
+    and by Lip(h) < 1 for the mean map. With the isotropic part fixed, the
+    learned covariance cannot discriminate more than the fixed spread
+    sigma^2 I: its noise is that spread's plus independent noise U u, so by
+    the data processing inequality its divergence is at most the fixed
+    spread's; the spread only chooses where the extra noise costs the least.
+    The mean transformation can stretch the space (Lip(f) < 1.9) and so
+    raise the divergence above the fixed spread's.
 
     ``score_samples`` averages the bound over a few spread copies of each row
     drawn with common random numbers (the same noise for every row, seeded at
