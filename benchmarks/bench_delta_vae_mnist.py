@@ -3,9 +3,11 @@
 Trains, on the same networks and the same budget (epochs over the same
 training rows), the standard VAE (spread=None, Gaussian observation noise),
 the delta-VAE with fixed Gaussian and fixed Laplace spread, and the delta-VAE
-with a learned low-rank covariance (all with the spread ELBO, the default
-objective); and the Gaussian delta-VAE with the authors' low-variance form of
-the objective, which is biased (see DeltaVAE's Notes). Sample quality is the Frechet distance between 10000 generator
+with a learned spread: a low-rank covariance, and a mean transformation (an
+injective residual map, the paper's learned spread on CelebA), all with the
+spread ELBO, the default objective; and the Gaussian delta-VAE with the
+authors' low-variance form of the objective, which is biased (see DeltaVAE's
+Notes). Sample quality is the Frechet distance between 10000 generator
 samples and the MNIST test set in the feature space of a small convolutional
 MNIST classifier, trained once and cached under benchmarks/cache/.
 
@@ -194,6 +196,9 @@ def main(argv=None):
         "delta-VAE learned covariance": DeltaVAE(
             spread="gaussian", learn_spread="covariance", spread_rank=20, **common
         ),
+        "delta-VAE learned mean map": DeltaVAE(
+            spread="gaussian", learn_spread="mean", **common
+        ),
     }
     if not args.no_low_variance:
         models["delta-VAE Gaussian, low-variance form"] = DeltaVAE(
@@ -270,7 +275,8 @@ def main(argv=None):
         "VAE": "1",
         "delta-VAE Gaussian": f"{PAPER_FID['fixed'] / PAPER_FID['VAE']:.2f} (fixed)",
         "delta-VAE Laplace": f"{PAPER_FID['fixed'] / PAPER_FID['VAE']:.2f} (fixed)",
-        "delta-VAE learned covariance": f"{PAPER_FID['learned'] / PAPER_FID['VAE']:.2f} (learned)",
+        "delta-VAE learned covariance": "-",
+        "delta-VAE learned mean map": f"{PAPER_FID['learned'] / PAPER_FID['VAE']:.2f} (learned mean map)",
     }
     for name, distance, seconds, time_ratio, model in rows:
         lines.append(
@@ -280,7 +286,8 @@ def main(argv=None):
         )
     by_name = {row[0]: row for row in rows}
     fixed = [by_name["delta-VAE Gaussian"][1], by_name["delta-VAE Laplace"][1]]
-    learned = by_name["delta-VAE learned covariance"][1]
+    learned_names = ("delta-VAE learned covariance", "delta-VAE learned mean map")
+    learned = min(by_name[name][1] for name in learned_names)
     slowest_fixed = max(by_name[n][3] for n in ("delta-VAE Gaussian", "delta-VAE Laplace"))
     lines += [
         "",
@@ -288,9 +295,16 @@ def main(argv=None):
         f"- fixed spread below the VAE: Gaussian {fixed[0] / vae_distance:.3f}, "
         f"Laplace {fixed[1] / vae_distance:.3f} -> "
         f"{'met' if max(fixed) < vae_distance else 'NOT met'} (paper 0.84).",
-        f"- learned spread lower still: {learned / vae_distance:.3f} vs best fixed "
+        "- learned spread lower still: "
+        + ", ".join(
+            f"{name.removeprefix('delta-VAE ')} {by_name[name][1] / vae_distance:.3f}"
+            for name in learned_names
+        )
+        + f"; best {learned / vae_distance:.3f} vs best fixed "
         f"{min(fixed) / vae_distance:.3f} -> "
-        f"{'met' if learned < min(fixed) else 'NOT met'} (paper 0.74).",
+        f"{'met' if learned < min(fixed) else 'NOT met'} (paper 0.74). With its isotropic "
+        "part fixed, the learned covariance can at most match the fixed Gaussian spread's "
+        "divergence (data processing; see DeltaVAE's Notes).",
         f"- fixed-spread epoch time within 1.15x of the VAE: {slowest_fixed:.3f} -> "
         f"{'met' if slowest_fixed <= 1.15 else 'NOT met'}.",
         "",
