@@ -157,45 +157,48 @@ def _speed(seed=0):
     )
 
 
-def _summary_table(rows):
+ESTIMATOR_NAMES = ("FastICA", "SpreadICA", PAPER_RULE)
+
+
+def _by_setting(rows):
+    """Rows grouped as {(D, K, N, gamma): {estimator: [rows]}}, settings sorted."""
+    groups = {}
+    for r in rows:
+        setting = (r["n_features"], r["n_components"], r["n_samples"], r["noise_std"])
+        groups.setdefault(setting, {name: [] for name in ESTIMATOR_NAMES})
+        groups[setting][r["estimator"]].append(r)
+    return dict(sorted(groups.items()))
+
+
+def _mean_se(group, field):
+    values = np.array([r[field] for r in group], dtype=float)
+    if len(values) == 0:
+        return np.nan, np.nan
+    se = values.std(ddof=1) / np.sqrt(len(values)) if len(values) > 1 else 0.0
+    return values.mean(), se
+
+
+def _summary_table(groups):
     lines = [
         "| D | K | N | gamma | FastICA error | SpreadICA (auto) error | ratio | iters | conv "
         "| SpreadICA (paper rule) error | ratio | iters | conv | FastICA s | auto s | paper s |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    keys = sorted({(r["n_features"], r["n_components"], r["n_samples"], r["noise_std"]) for r in rows})
-    for key in keys:
-        group = {
-            name: [
-                r
-                for r in rows
-                if (r["n_features"], r["n_components"], r["n_samples"], r["noise_std"]) == key
-                and r["estimator"] == name
-            ]
-            for name in ("FastICA", "SpreadICA", PAPER_RULE)
-        }
-
-        def mean_se(name, field):
-            values = np.array([r[field] for r in group[name]], dtype=float)
-            if len(values) == 0:
-                return np.nan, np.nan
-            se = values.std(ddof=1) / np.sqrt(len(values)) if len(values) > 1 else 0.0
-            return values.mean(), se
-
-        fastica_error, fastica_se = mean_se("FastICA", "mixing_error")
+    for key, group in groups.items():
+        fastica_error, fastica_se = _mean_se(group["FastICA"], "mixing_error")
         cells = [f"{key[0]} | {key[1]} | {key[2]} | {key[3]} | {fastica_error:.4f} ± {fastica_se:.4f}"]
         for name in ("SpreadICA", PAPER_RULE):
             if not group[name]:
                 cells.append("not run | | |")
                 continue
-            error, se = mean_se(name, "mixing_error")
-            iters, _ = mean_se(name, "n_iter")
+            error, se = _mean_se(group[name], "mixing_error")
+            iters, _ = _mean_se(group[name], "n_iter")
             converged = sum(r["converged"] for r in group[name])
             cells.append(
                 f"{error:.4f} ± {se:.4f} | {error / fastica_error:.2f} | {iters:.0f} | "
                 f"{converged}/{len(group[name])}"
             )
-        seconds = [mean_se(name, "seconds")[0] for name in ("FastICA", "SpreadICA", PAPER_RULE)]
+        seconds = [_mean_se(group[name], "seconds")[0] for name in ESTIMATOR_NAMES]
         cells.append(" | ".join("-" if np.isnan(t) else f"{t:.1f}" for t in seconds))
         lines.append("| " + " | ".join(cells) + " |")
     lines += [
@@ -205,36 +208,22 @@ def _summary_table(rows):
         "| D | K | N | gamma | FastICA | SpreadICA (auto) | SpreadICA (paper rule) |",
         "|---|---|---|---|---|---|---|",
     ]
-    for key in keys:
+    for key, group in groups.items():
         cells = [str(v) for v in key]
-        for name in ("FastICA", "SpreadICA", PAPER_RULE):
-            values = [
-                r["amari"]
-                for r in rows
-                if (r["n_features"], r["n_components"], r["n_samples"], r["noise_std"]) == key
-                and r["estimator"] == name
-            ]
-            cells.append(f"{np.mean(values):.4f}" if values else "not run")
+        for name in ESTIMATOR_NAMES:
+            amari = _mean_se(group[name], "amari")[0]
+            cells.append("not run" if np.isnan(amari) else f"{amari:.4f}")
         lines.append("| " + " | ".join(cells) + " |")
     return lines
 
 
-def _goal_lines(rows):
+def _goal_lines(groups):
     """Issue 4's goals, judged on the mean error of each setting."""
-    ratios = {}
-    for key in sorted({(r["n_features"], r["n_components"], r["n_samples"], r["noise_std"]) for r in rows}):
-        errors = {
-            name: np.mean(
-                [
-                    r["mixing_error"]
-                    for r in rows
-                    if (r["n_features"], r["n_components"], r["n_samples"], r["noise_std"]) == key
-                    and r["estimator"] == name
-                ]
-            )
-            for name in ("FastICA", "SpreadICA")
-        }
-        ratios[key] = errors["SpreadICA"] / errors["FastICA"]
+    ratios = {
+        key: _mean_se(group["SpreadICA"], "mixing_error")[0]
+        / _mean_se(group["FastICA"], "mixing_error")[0]
+        for key, group in groups.items()
+    }
     worst = max(ratios, key=ratios.get)
     noisy = {key: ratio for key, ratio in ratios.items() if key[3] >= 0.5}
     missed = [key for key, ratio in noisy.items() if ratio > 0.9]
@@ -292,7 +281,7 @@ def main(argv=None):
         (r["n_features"], r["n_components"], r["n_samples"], r["noise_std"], r["seed"], r["estimator"])
         for r in rows
     }
-    all_names = ["FastICA", "SpreadICA", PAPER_RULE]
+    all_names = list(ESTIMATOR_NAMES)
     large_shapes = {tuple(int(v) for v in shape.split("x")) for shape in args.large_shapes}
     for shape in [(10, 10), (20, 10)]:
         for n_samples in sizes:
@@ -347,9 +336,9 @@ def main(argv=None):
         + "; ".join(f"D={s[0]}: {_identifiable_seeds(s, n_seeds)}" for s in [(10, 10), (20, 10)])
         + ".",
         "",
-        *_summary_table(rows),
+        *_summary_table(_by_setting(rows)),
         "",
-        *_goal_lines(rows),
+        *_goal_lines(_by_setting(rows)),
         "",
     ]
     if speed is not None:

@@ -89,8 +89,7 @@ class Trainer:
         self.spread_optimizer.zero_grad(set_to_none=True)
         loss = self.model.negative_elbo(batch, self.generator).mean()
         loss.backward()
-        spread_parameters = self.model.spread_parameters()
-        for parameter in spread_parameters:
+        for parameter in self.model.spread_parameters():
             if parameter.grad is not None:
                 parameter.grad.neg_()
         negative_entropy = self.model.spread.negative_entropy()
@@ -98,7 +97,8 @@ class Trainer:
             (-negative_entropy).backward()
         self.model_optimizer.step()
         self.spread_optimizer.step()
-        return loss.item(), loss.item() + negative_entropy.item()
+        loss_value = loss.item()
+        return loss_value, loss_value + negative_entropy.item()
 
     def _model_step(self, batch):
         self.model_optimizer.zero_grad(set_to_none=True)
