@@ -44,9 +44,12 @@ def _auto_spread_scale(X, n_components, noise_variance, init):
     freezing of the deterministic limit. It is capped so that
     tau^2 = sigma^2 + gamma^2 <= lambda_K(A^T A) (the K-th eigenvalue of the
     data covariance minus gamma^2 standing in), which keeps the importance
-    proposal V = tau^2 (A^T A)^-1 no wider than the unit-variance source
-    prior: for square or ill-conditioned mixings the paper's rule leaves
-    the sampler a handful of effective draws and the fit drifts away.
+    proposal's likelihood factor V = tau^2 (A^T A)^-1 no wider than the
+    unit-variance source prior: for square or ill-conditioned mixings the
+    paper's rule left the single-Gaussian proposal of the spec a handful of
+    effective draws and the fit drifted away (the mixture proposal that
+    replaced it bounds the weights, but a wide V still spends half of the
+    draws where the posterior is not).
 
     From FastICA's consistent start EM only refines, and the spread costs
     statistical efficiency that grows with sigma. There
@@ -639,9 +642,9 @@ class SpreadICA(
     The spread is consistent at any sigma but costs statistical efficiency
     that grows with sigma. From the FastICA start, over the settings of
     benchmarks/results/ica_vs_fastica.md (D = 10 and 20, K = 10, N = 2000
-    and 20000, gamma = 0-1), the mean error is 0.54-1.001 times FastICA's
-    with the refining spread that 'auto' uses there, 0.54-1.44 times with
-    the paper's rule (0.90-1.44 for D = 20). Only from a poor start (PCA,
+    and 20000, gamma = 0-1), the mean error is 0.46-1.00 times FastICA's
+    with the refining spread that 'auto' uses there, 0.46-1.38 times with
+    the paper's rule (0.87-1.38 for D = 20). Only from a poor start (PCA,
     random) is the large spread needed, to keep EM moving.
     ``effective_sample_size_`` measures the sampler's health, and a
     ``ConvergenceWarning`` asks for a smaller ``spread_scale`` when it
