@@ -3,6 +3,7 @@
 import math
 import warnings
 from numbers import Integral, Real
+from typing import NamedTuple
 
 import numpy as np
 from scipy.linalg import cho_factor, cho_solve, cholesky, solve_triangular
@@ -133,37 +134,85 @@ class _Proposal:
             - 0.5 * np.einsum("ij,ij->i", residual, residual) / self.total_variance
         )
 
-    def components(self, means, eps):
-        """The draws of each component, for the rows whose m(y) are ``means``.
+    def components(self, means, eps, dtype):
+        """The mixture's components for the rows whose m(y) are ``means``.
 
-        Returns a list of (bases, factor, draws, other_shift, other_map,
-        from_wide): row n's draws are z = bases[n] + factor @ eps_s, and in
-        the other component's standard coordinates they are
-        other_shift[n] + other_map @ eps_s.
+        The first share of ``eps`` feeds N(m, V), the rest N(R m, W). Each
+        component's draws, z = bases[n] + factor @ eps_s, have the mixture's
+        log density ratio log(N(z | R m, W) / N(z | m, V)) + log((1 - alpha) / alpha)
+        = ratio_rows[n] @ ratio_draws_t[:, s] + ratio_row_term[n] + ratio_draw_term[s]:
+        with |u|^2 the squared standard distance in the draws' own component
+        (|eps_s|^2) and |v|^2 = |c_n + G eps_s|^2 that in the other one,
+        the ratio is +-(|u|^2 - |v|^2) / 2 plus constants, expanded so that
+        a block of rows costs one matrix product.
         """
         n_wide = max(1, round(_LIKELIHOOD_DRAW_SHARE * len(eps)))
-        parts = [
+        share = n_wide / len(eps)
+        # Only a two-component mixture uses the ratio; log(1 - alpha) needs alpha < 1.
+        constant = self.log_det_ratio
+        if share < 1:
+            constant += math.log1p(-share) - math.log(share)
+        layouts = [
             (
                 means,
                 self.cholesky,
                 eps[:n_wide],
-                means @ self.wide_shift_in_narrow.T,
+                self.wide_shift_in_narrow,
                 self.wide_in_narrow,
-                True,
-            )
+                1.0,
+            ),
+            (
+                means @ self.narrow_mean_map.T,
+                self.narrow_cholesky,
+                eps[n_wide:],
+                self.narrow_shift_in_wide,
+                self.narrow_in_wide,
+                -1.0,
+            ),
         ]
-        if n_wide < len(eps):
-            parts.append(
-                (
-                    means @ self.narrow_mean_map.T,
-                    self.narrow_cholesky,
-                    eps[n_wide:],
-                    means @ self.narrow_shift_in_wide.T,
-                    self.narrow_in_wide,
-                    False,
+        components = []
+        for bases, factor, draws, shift_map, other_map, sign in layouts:
+            if len(draws) == 0:
+                continue
+            shifts = means @ shift_map.T
+            other_t = (draws @ other_map.T).T
+            own_sq = np.einsum("ij,ij->i", draws, draws)
+            components.append(
+                _Component(
+                    bases=bases,
+                    factor=factor,
+                    draws=draws,
+                    offsets_t=np.ascontiguousarray((draws @ factor.T).T, dtype=dtype),
+                    ratio_rows=(-sign * shifts).astype(dtype),
+                    ratio_draws_t=np.ascontiguousarray(other_t, dtype=dtype),
+                    ratio_row_term=(-0.5 * sign * np.einsum("ij,ij->i", shifts, shifts)).astype(
+                        dtype
+                    ),
+                    ratio_draw_term=(
+                        0.5 * sign * (own_sq - np.einsum("ij,ij->j", other_t, other_t)) + constant
+                    ).astype(dtype),
                 )
             )
-        return parts
+        return components, share
+
+
+class _Component(NamedTuple):
+    """One component of the mixture proposal, evaluated for a set of rows.
+
+    ``bases`` (N, K), ``factor`` (K, K) and ``draws`` (S_c, K) give the draws
+    z = bases[n] + factor @ draws[s]; ``offsets_t`` is (factor @ draws^T) in
+    the E-step's dtype, and the ``ratio_*`` terms give the mixture's log
+    density ratio at each draw (see ``_Proposal.components``).
+    """
+
+    bases: np.ndarray
+    factor: np.ndarray
+    draws: np.ndarray
+    offsets_t: np.ndarray
+    ratio_rows: np.ndarray
+    ratio_draws_t: np.ndarray
+    ratio_row_term: np.ndarray
+    ratio_draw_term: np.ndarray
 
 
 def _log_prior_grid(source, means_t, offsets_t, out, scratch):
@@ -191,30 +240,18 @@ def _log_prior_grid(source, means_t, offsets_t, out, scratch):
     return out
 
 
-def _subtract_log_mixture_ratio(
-    out, own_sq, other_shift, other_t, proposal, log_shares, from_wide
-):
+def _subtract_log_mixture_weight(out, component, rows, log_share):
     """out -= log(alpha + (1 - alpha) N(z | R m, W) / N(z | m, V)) for a block of draws.
 
-    ``own_sq`` (S,) holds the draws' squared standard distances in their own
-    component; in the other component they are |shift_n + G eps_s|^2, with
-    ``other_shift`` (B, K) and ``other_t`` = (eps G^T)^T of shape (K, S):
-    one matrix product per block.
+    With u = log((1 - alpha) r / alpha) the log density ratio of
+    ``component`` at the draws of ``rows``, the term is
+    log(alpha) + softplus(u); softplus by exp and log1p (several times faster
+    than np.logaddexp), with u above the float32 exp range taken as
+    softplus(u) = u.
     """
-    other_sq = other_shift @ other_t
-    other_sq *= 2.0
-    other_sq += np.einsum("ij,ij->i", other_shift, other_shift)[:, None]
-    other_sq += np.einsum("ij,ij->j", other_t, other_t)
-    # log N_narrow - log N_wide = (|.|^2_wide - |.|^2_narrow) / 2 + log(|L| / |L_W|)
-    if from_wide:
-        log_ratio = np.subtract(own_sq, other_sq, out=other_sq)
-    else:
-        log_ratio = np.subtract(other_sq, own_sq, out=other_sq)
-    log_ratio *= 0.5
-    log_ratio += proposal.log_det_ratio + log_shares[1] - log_shares[0]
-    # log(alpha + (1 - alpha) r) = log(alpha) + softplus(u), u = log((1 - alpha) r / alpha);
-    # softplus by exp and log1p (several times faster than np.logaddexp), with
-    # u above the float32 exp range taken as softplus(u) = u.
+    log_ratio = component.ratio_rows[rows] @ component.ratio_draws_t
+    log_ratio += component.ratio_row_term[rows, None]
+    log_ratio += component.ratio_draw_term
     softplus = np.minimum(log_ratio, _EXP_SAFE)
     np.exp(softplus, out=softplus)
     np.log1p(softplus, out=softplus)
@@ -222,7 +259,7 @@ def _subtract_log_mixture_ratio(
     np.maximum(log_ratio, 0.0, out=log_ratio)
     softplus += log_ratio
     out -= softplus
-    out -= log_shares[0]
+    out -= log_share
     return out
 
 
@@ -254,25 +291,12 @@ def _importance_posterior(Y, proposal, eps, source, batch_size, dtype, moments=T
     n_rows = Y.shape[0]
     n_draws, n_components = eps.shape
     means = Y @ proposal.projector
-    parts = proposal.components(means, eps)
-    n_wide = len(parts[0][2])
-    log_shares = (math.log(n_wide / n_draws), math.log1p(-n_wide / n_draws))
-    prepared = [
-        (
-            bases,
-            np.ascontiguousarray((draws @ factor.T).T, dtype=dtype),
-            other_shift.astype(dtype),
-            np.ascontiguousarray((draws @ other_map.T).T, dtype=dtype),
-            np.einsum("ij,ij->i", draws, draws).astype(dtype),
-            from_wide,
-        )
-        for bases, factor, draws, other_shift, other_map, from_wide in parts
-    ]
-    draws_d = [draws.astype(dtype) for _, _, draws, *_ in parts]
+    components, wide_share = proposal.components(means, eps, dtype)
+    draws_d = [component.draws.astype(dtype) for component in components]
     log_marginal = proposal.log_normaliser(Y, means) - math.log(n_draws)
     if moments:
-        row_shares = np.empty((n_rows, len(parts)))
-        weighted_eps_parts = [np.empty((n_rows, n_components)) for _ in parts]
+        row_shares = np.empty((n_rows, len(components)))
+        weighted_draws = [np.empty((n_rows, n_components)) for _ in components]
         draw_totals = [np.zeros(len(draws)) for draws in draws_d]
         inverse_ess_total = 0.0
     block = min(batch_size, n_rows)
@@ -280,55 +304,50 @@ def _importance_posterior(Y, proposal, eps, source, batch_size, dtype, moments=T
     # broadcast adds on unit-stride memory.
     buffers = [
         (np.empty((block, len(draws)), dtype=dtype), np.empty((block, len(draws)), dtype=dtype))
-        for _, _, draws, *_ in parts
+        for draws in draws_d
     ]
     for start in range(0, n_rows, block):
-        stop = min(start + block, n_rows)
-        rows = stop - start
+        rows = slice(start, min(start + block, n_rows))
+        n_block = rows.stop - start
         blocks = []
-        for (out, scratch), (bases, offsets_t, other_shift, other_t, own_sq, from_wide) in zip(
-            buffers, prepared
-        ):
+        for (out, scratch), component in zip(buffers, components):
             log_weights = _log_prior_grid(
                 source,
-                np.ascontiguousarray(bases[start:stop].T, dtype=dtype),
-                offsets_t,
-                out[:rows],
-                scratch[:rows],
+                np.ascontiguousarray(component.bases[rows].T, dtype=dtype),
+                component.offsets_t,
+                out[:n_block],
+                scratch[:n_block],
             )
-            if len(prepared) > 1:
-                _subtract_log_mixture_ratio(
-                    log_weights, own_sq, other_shift[start:stop], other_t,
-                    proposal, log_shares, from_wide,
-                )
+            if len(components) > 1:
+                _subtract_log_mixture_weight(log_weights, component, rows, math.log(wide_share))
             blocks.append(log_weights)
         row_max = np.max([part.max(axis=1) for part in blocks], axis=0)[:, None]
-        totals = np.zeros((rows, 1))
+        totals = np.zeros((n_block, 1))
         for log_weights in blocks:
             log_weights -= row_max
             np.exp(log_weights, out=log_weights)
             totals += log_weights.sum(axis=1, keepdims=True)
-        log_marginal[start:stop] += (row_max + np.log(totals))[:, 0]
+        log_marginal[rows] += (row_max + np.log(totals))[:, 0]
         if moments:
-            squares = np.zeros(rows)
+            squares = np.zeros(n_block)
             for index, (weights, draws) in enumerate(zip(blocks, draws_d)):
                 weights /= totals.astype(dtype)
                 draw_totals[index] += weights.sum(axis=0)
                 squares += np.einsum("ij,ij->i", weights, weights)
-                row_shares[start:stop, index] = weights.sum(axis=1)
-                weighted_eps_parts[index][start:stop] = weights @ draws
+                row_shares[rows, index] = weights.sum(axis=1)
+                weighted_draws[index][rows] = weights @ draws
             inverse_ess_total += float(np.sum(1.0 / squares))
     if not moments:
         return log_marginal, None, None, None
     posterior_mean = np.zeros((n_rows, n_components))
     second_moment = np.zeros((n_components, n_components))
-    for index, (bases, factor, draws, *_) in enumerate(parts):
-        shifts = weighted_eps_parts[index] @ factor.T
+    for index, component in enumerate(components):
+        bases, factor, draws = component.bases, component.factor, component.draws
+        shifts = weighted_draws[index] @ factor.T
         posterior_mean += row_shares[:, index : index + 1] * bases + shifts
         cross = bases.T @ shifts
         second_moment += (bases.T * row_shares[:, index]) @ bases + cross + cross.T
-        scatter = (draws.T * draw_totals[index]) @ draws
-        second_moment += factor @ scatter @ factor.T
+        second_moment += factor @ ((draws.T * draw_totals[index]) @ draws) @ factor.T
     return log_marginal, posterior_mean, second_moment, inverse_ess_total / n_rows
 
 
