@@ -153,6 +153,48 @@ def save_sample_grid(samples_by_model, path):
     plt.close(figure)
 
 
+def resolve_device(name):
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def train_round_robin(models, training, n_epochs, chunk, seed):
+    """Train ``models`` (a dict) round-robin, one partial_fit per chunk each.
+
+    Every epoch shuffles the rows into chunks; within a round the order of
+    the models rotates, so that a change in the machine's load hits every
+    model alike. Returns the per-chunk times of each model.
+    """
+    names = list(models)
+    chunk_times = {name: [] for name in names}
+    shuffler = np.random.RandomState(seed)
+    n_chunks = max(1, len(training) // chunk)
+    for epoch in range(n_epochs):
+        chunks = np.array_split(shuffler.permutation(len(training)), n_chunks)
+        for index, rows in enumerate(chunks):
+            shift = (epoch * n_chunks + index) % len(names)
+            for name in names[shift:] + names[:shift]:
+                tic = time.perf_counter()
+                models[name].partial_fit(training[rows])
+                chunk_times[name].append(time.perf_counter() - tic)
+        print(
+            f"epoch {epoch + 1}: "
+            + ", ".join(
+                f"{name} {sum(chunk_times[name][-n_chunks:]):.1f} s" for name in names
+            ),
+            flush=True,
+        )
+    return chunk_times
+
+
+def sample_distance(model, classifier, test_features, n_samples, seed, device):
+    """FD of ``n_samples`` generator samples (clipped to [0, 1]) to the test set."""
+    samples = np.clip(model.sample(n_samples, random_state=seed), 0, 1).astype(np.float32)
+    features = batched(classifier.features, samples, device)
+    return frechet_distance(features, test_features), samples
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--n-train", type=int, default=20000, help="training rows")
@@ -175,10 +217,7 @@ def main(argv=None):
     start = time.perf_counter()
     X_train, y_train = load_mnist("train", data_home=data_home(), return_X_y=True)
     X_test, y_test = load_mnist("test", data_home=data_home(), return_X_y=True)
-    if args.device == "auto":
-        device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    else:
-        device = torch.device(args.device)
+    device = resolve_device(args.device)
     classifier, accuracy = trained_classifier(X_train, y_train, X_test, y_test, device)
     print(f"classifier test accuracy {accuracy:.4f}", flush=True)
 
@@ -204,27 +243,9 @@ def main(argv=None):
         models["delta-VAE Gaussian, low-variance form"] = DeltaVAE(
             spread="gaussian", objective="low_variance", **common
         )
-    training = X_train[: args.n_train]
-    names = list(models)
-    chunk_times = {name: [] for name in names}
-    shuffler = np.random.RandomState(args.seed)
-    n_chunks = max(1, args.n_train // args.chunk)
-    for epoch in range(args.n_epochs):
-        chunks = np.array_split(shuffler.permutation(args.n_train), n_chunks)
-        for index, rows in enumerate(chunks):
-            # Rotate the order so that no model always runs first in a round.
-            shift = (epoch * n_chunks + index) % len(names)
-            for name in names[shift:] + names[:shift]:
-                tic = time.perf_counter()
-                models[name].partial_fit(training[rows])
-                chunk_times[name].append(time.perf_counter() - tic)
-        print(
-            f"epoch {epoch + 1}: "
-            + ", ".join(
-                f"{name} {sum(chunk_times[name][-n_chunks:]):.1f} s" for name in names
-            ),
-            flush=True,
-        )
+    chunk_times = train_round_robin(
+        models, X_train[: args.n_train], args.n_epochs, args.chunk, args.seed
+    )
 
     test_features = batched(classifier.features, X_test, device)
     train_features = batched(classifier.features, X_train[-args.n_samples :], device)
@@ -232,13 +253,11 @@ def main(argv=None):
     vae_times = np.array(chunk_times["VAE"])
     rows, samples_by_model = [], {}
     for name, model in models.items():
-        samples = np.clip(model.sample(args.n_samples, random_state=args.seed), 0, 1)
-        samples_by_model[name] = samples.astype(np.float32)
-        distance = frechet_distance(
-            batched(classifier.features, samples_by_model[name], device), test_features
+        distance, samples_by_model[name] = sample_distance(
+            model, classifier, test_features, args.n_samples, args.seed, device
         )
         times = np.array(chunk_times[name])
-        epoch_seconds = np.median(times.reshape(args.n_epochs, n_chunks).sum(axis=1))
+        epoch_seconds = np.median(times.reshape(args.n_epochs, -1).sum(axis=1))
         rows.append((name, distance, epoch_seconds, np.median(times / vae_times), model))
     vae_distance = rows[0][1]
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
