@@ -195,8 +195,9 @@ def sample_distance(model, classifier, test_features, n_samples, seed, device):
     return frechet_distance(features, test_features), samples
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def common_arguments(description):
+    """Parser with the budget and model options shared by the MNIST benchmarks."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--n-train", type=int, default=20000, help="training rows")
     parser.add_argument("--n-epochs", type=int, default=6)
     parser.add_argument("--chunk", type=int, default=2000, help="rows per partial_fit")
@@ -205,22 +206,17 @@ def main(argv=None):
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--n-samples", type=int, default=10000)
     parser.add_argument("--device", default="cpu")
-    parser.add_argument(
-        "--no-low-variance",
-        action="store_true",
-        help="skip the Gaussian delta-VAE with objective='low_variance'",
-    )
-    parser.add_argument("--output", default=str(RESULTS / "delta_vae_mnist.md"))
     parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
+    return parser
 
-    start = time.perf_counter()
+
+def prepare(args):
+    """MNIST, the device, the feature network and the DeltaVAE settings in common."""
     X_train, y_train = load_mnist("train", data_home=data_home(), return_X_y=True)
     X_test, y_test = load_mnist("test", data_home=data_home(), return_X_y=True)
     device = resolve_device(args.device)
     classifier, accuracy = trained_classifier(X_train, y_train, X_test, y_test, device)
     print(f"classifier test accuracy {accuracy:.4f}", flush=True)
-
     common = dict(
         n_components=args.n_components,
         hidden_layer_sizes=tuple(args.hidden),
@@ -228,6 +224,21 @@ def main(argv=None):
         device=str(device),
         random_state=args.seed,
     )
+    return X_train, X_test, device, classifier, accuracy, common
+
+
+def main(argv=None):
+    parser = common_arguments(__doc__.split("\n")[0])
+    parser.add_argument(
+        "--no-low-variance",
+        action="store_true",
+        help="skip the Gaussian delta-VAE with objective='low_variance'",
+    )
+    parser.add_argument("--output", default=str(RESULTS / "delta_vae_mnist.md"))
+    args = parser.parse_args(argv)
+
+    start = time.perf_counter()
+    X_train, X_test, device, classifier, accuracy, common = prepare(args)
     models = {
         "VAE": DeltaVAE(spread=None, **common),
         "delta-VAE Gaussian": DeltaVAE(spread="gaussian", **common),

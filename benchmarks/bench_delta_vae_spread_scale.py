@@ -23,7 +23,6 @@ Usage::
         --chunk 6000
 """
 
-import argparse
 import platform
 import sys
 import time
@@ -33,27 +32,18 @@ import torch
 from bench_delta_vae_mnist import (
     RESULTS,
     batched,
-    data_home,
-    resolve_device,
+    common_arguments,
+    prepare,
     sample_distance,
     train_round_robin,
-    trained_classifier,
 )
 
 from skspread import DeltaVAE
-from skspread.datasets import load_mnist
 from skspread.deep._delta_vae import _auto_scale
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--n-train", type=int, default=20000, help="training rows")
-    parser.add_argument("--n-epochs", type=int, default=6)
-    parser.add_argument("--chunk", type=int, default=2000, help="rows per partial_fit")
-    parser.add_argument("--hidden", type=int, nargs="+", default=[256, 256])
-    parser.add_argument("--n-components", type=int, default=20)
-    parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--n-samples", type=int, default=10000)
+    parser = common_arguments(__doc__.split("\n")[0])
     parser.add_argument(
         "--scales",
         type=float,
@@ -62,26 +52,14 @@ def main(argv=None):
         help="multiples of the 'auto' spread scale",
     )
     parser.add_argument("--spread-learning-rate", type=float, default=1e-2)
-    parser.add_argument("--device", default="cpu")
     parser.add_argument("--output", default=str(RESULTS / "delta_vae_spread_scale.md"))
-    parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
 
     start = time.perf_counter()
-    X_train, y_train = load_mnist("train", data_home=data_home(), return_X_y=True)
-    X_test, y_test = load_mnist("test", data_home=data_home(), return_X_y=True)
-    device = resolve_device(args.device)
-    classifier, accuracy = trained_classifier(X_train, y_train, X_test, y_test, device)
+    X_train, X_test, device, classifier, accuracy, common = prepare(args)
     training = X_train[: args.n_train]
     auto_scale = _auto_scale(training)
 
-    common = dict(
-        n_components=args.n_components,
-        hidden_layer_sizes=tuple(args.hidden),
-        batch_size=args.batch_size,
-        device=str(device),
-        random_state=args.seed,
-    )
     models = {}
     for multiple in args.scales:
         sigma = multiple * auto_scale
