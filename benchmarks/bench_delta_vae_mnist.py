@@ -42,6 +42,7 @@ from torch import nn
 
 from skspread import DeltaVAE
 from skspread.datasets import load_mnist
+from skspread.deep._delta_vae import _resolve_device
 
 HERE = Path(__file__).resolve().parent
 CACHE = HERE / "cache"
@@ -153,12 +154,6 @@ def save_sample_grid(samples_by_model, path):
     plt.close(figure)
 
 
-def resolve_device(name):
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
-
 def train_round_robin(models, training, n_epochs, chunk, seed):
     """Train ``models`` (a dict) round-robin, one partial_fit per chunk each.
 
@@ -214,7 +209,7 @@ def prepare(args):
     """MNIST, the device, the feature network and the DeltaVAE settings in common."""
     X_train, y_train = load_mnist("train", data_home=data_home(), return_X_y=True)
     X_test, y_test = load_mnist("test", data_home=data_home(), return_X_y=True)
-    device = resolve_device(args.device)
+    device = _resolve_device(args.device)
     classifier, accuracy = trained_classifier(X_train, y_train, X_test, y_test, device)
     print(f"classifier test accuracy {accuracy:.4f}", flush=True)
     common = dict(

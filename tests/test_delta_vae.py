@@ -231,8 +231,10 @@ def test_game_step_descends_model_and_ascends_spread_from_one_evaluation(digits)
         torch.testing.assert_close(parameter.grad, expected, rtol=1e-5, atol=1e-6)
     assert all(moved(model_before, module.model_parameters()))
     assert all(moved(spread_before, module.spread_parameters()))
+    model_before = snapshot(module.model_parameters())
     spread_before = snapshot(module.spread_parameters())
     trainer._model_step(batch)
+    assert any(moved(model_before, module.model_parameters()))
     assert not any(moved(spread_before, module.spread_parameters()))
 
 
