@@ -228,8 +228,9 @@ class DeltaVAE(
     drives it to stretch as far as that bound allows, which is much like a
     fixed spread narrower by up to that factor. On MNIST that lowered the
     samples' Frechet distance where the fixed spread was too wide and raised
-    it where it was not (the user guide has the figures). At the default ``spread_learning_rate`` the
-    learned spread moves slowly: tens of epochs are a short budget for it.
+    it where it was not (the user guide has the figures). At the default
+    ``spread_learning_rate`` the learned spread moves slowly: tens of epochs
+    are a short budget for it.
 
     ``score_samples`` averages the bound over a few spread copies of each row
     drawn with common random numbers (the same noise for every row, seeded at
