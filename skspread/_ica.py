@@ -330,8 +330,9 @@ def _importance_posterior(Y, proposal, eps, source, batch_size, dtype, moments=T
         log_marginal[rows] += (row_max + np.log(totals))[:, 0]
         if moments:
             squares = np.zeros(n_block)
+            block_totals = totals.astype(dtype)
             for index, (weights, draws) in enumerate(zip(blocks, draws_d)):
-                weights /= totals.astype(dtype)
+                weights /= block_totals
                 draw_totals[index] += weights.sum(axis=0)
                 squares += np.einsum("ij,ij->i", weights, weights)
                 row_shares[rows, index] = weights.sum(axis=1)
