@@ -17,9 +17,9 @@ on the stretch that the learned map reached. Maximising the divergence
 drives the map to stretch the space as far as Lip(h) < 1 allows, which is
 much like a fixed spread narrower by that factor: on MNIST it helped where
 the fixed spread was far too wide (c = 8, 16) and cost where it was not
-(c <= 4). The seed repeats quoted in the user guide are this protocol with
-``--scales 8 --seed 1`` (and 2) on one torch thread (OMP_NUM_THREADS=1),
-written elsewhere with ``--output``.
+(c <= 4). The seed repeats quoted in the user guide are
+``--scales 8 --seed S --output benchmarks/results/delta_vae_spread_scale_c8_seedS.md``
+for S = 0, 1, 2, each on one torch thread (OMP_NUM_THREADS=1).
 
 Usage::
 
