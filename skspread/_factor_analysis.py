@@ -18,21 +18,15 @@ from numbers import Integral, Real
 
 import numpy as np
 from scipy import linalg
-from sklearn.base import (
-    BaseEstimator,
-    ClassNamePrefixFeaturesOutMixin,
-    TransformerMixin,
-    _fit_context,
-)
+from sklearn.base import _fit_context
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.extmath import randomized_svd
-from sklearn.utils.validation import check_array, check_is_fitted, validate_data
+from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ._base import SpreadScoreMixin
-from ._validation import resolve_spread
-from .spread import BaseSpread, GaussianSpread
+from ._base import BaseSpreadEstimator, atomic_fit, check_n_samples
+from .spread import GaussianSpread
 
 __all__ = ["SpreadFactorAnalysis"]
 
@@ -42,9 +36,10 @@ __all__ = ["SpreadFactorAnalysis"]
 _MAX_MEAN_SQUARE_TO_VARIANCE = 1e4
 _BLOCK_ROWS = 4096
 
-# The noise-only baseline divides by the noise variances; FactorAnalysis
-# floors them at this value, and the baseline must reproduce it.
-_NOISE_FLOOR_WITHOUT_SPREAD = 1e-12
+# The noise-only baseline divides by the noise variances, so they are floored
+# at this fraction of the mean feature variance (FactorAnalysis floors them at
+# 1e-12 in absolute terms; a relative floor keeps the fit equivariant to units).
+_RELATIVE_NOISE_FLOOR_WITHOUT_SPREAD = 1e-12
 
 
 def _mean_and_covariance(X):
@@ -143,7 +138,9 @@ def _fit_diagonal(
     """
     n_features = covariance.shape[0]
     variances = np.diag(covariance)
-    noise_variance = np.ones(n_features)
+    # Start from the feature variances (all variance unexplained): a
+    # statistic of the data, so the iterates scale with the units of X.
+    noise_variance = variances.copy()
     log_2pi = n_features * log(2.0 * pi)
     loglike = []
     previous = -np.inf
@@ -200,9 +197,7 @@ def _orient(components):
     return components * signs[:, np.newaxis]
 
 
-class SpreadFactorAnalysis(
-    SpreadScoreMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
-):
+class SpreadFactorAnalysis(BaseSpreadEstimator):
     """Linear Gaussian implicit model fitted by spread maximum likelihood.
 
     The model is x = W z + mu + eps with latent z ~ N(0, I_K) and noise
@@ -229,13 +224,16 @@ class SpreadFactorAnalysis(
     spread : {'gaussian'}, GaussianSpread instance or None, default='gaussian'
         Spread noise applied to data and model. None is the noise-only
         baseline: the model noise alone, fitted to the unspread data; it needs
-        a positive ``noise_variance`` (or ``'diagonal'``). Laplace spread is
-        refused: convolved with a Gaussian model it has no closed-form
-        likelihood.
+        a positive ``noise_variance`` (or ``'diagonal'``). Only Gaussian
+        spread is accepted: convolved with a Gaussian model, other kernels
+        have no closed-form likelihood.
 
-    spread_scale : float, default=1.0
+    spread_scale : float or 'auto', default='auto'
         Standard deviation sigma of the Gaussian spread when ``spread`` is a
-        name (a spread object carries its own scale).
+        name (a spread object carries its own scale). 'auto' is half the
+        root-mean-square standard deviation of the features, so that the fit
+        does not depend on the units of ``X``. With a fixed isotropic noise
+        sigma drops out of the fitted loadings.
 
     noise_variance : float or 'diagonal', default=0.0
         Model observation noise. A float gamma^2 >= 0 fixes Psi = gamma^2 I
@@ -272,6 +270,9 @@ class SpreadFactorAnalysis(
 
     noise_variance_ : ndarray of shape (n_features,)
         Model noise variances Psi (the spread is not included).
+
+    spread_ : GaussianSpread or None
+        The spread used, None for the noise-only baseline.
 
     spread_scale_ : float or None
         Standard deviation sigma of the spread used, None without spread.
@@ -341,8 +342,8 @@ class SpreadFactorAnalysis(
 
     _parameter_constraints: dict = {
         "n_components": [Interval(Integral, 1, None, closed="left"), None],
-        "spread": [StrOptions({"gaussian", "laplace"}), BaseSpread, None],
-        "spread_scale": [Interval(Real, 0, None, closed="neither")],
+        "spread": [StrOptions({"gaussian"}), GaussianSpread, None],
+        "spread_scale": [Interval(Real, 0, None, closed="neither"), StrOptions({"auto"})],
         "noise_variance": [
             Interval(Real, 0, None, closed="left"),
             StrOptions({"diagonal"}),
@@ -359,7 +360,7 @@ class SpreadFactorAnalysis(
         n_components=None,
         *,
         spread="gaussian",
-        spread_scale=1.0,
+        spread_scale="auto",
         noise_variance=0.0,
         max_iter=1000,
         tol=1e-4,
@@ -377,6 +378,9 @@ class SpreadFactorAnalysis(
         self.random_state = random_state
         self.verbose = verbose
 
+    _spread_kernels = (GaussianSpread,)
+
+    @atomic_fit
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):
         """Fit the model by spread maximum likelihood.
@@ -402,20 +406,17 @@ class SpreadFactorAnalysis(
                 f"n_components={n_components} must be at most n_features={n_features}: "
                 "the latent space cannot be larger than the data space."
             )
-        spread = resolve_spread(self.spread, self.spread_scale, self.noise_variance)
-        if spread is not None and not isinstance(spread, GaussianSpread):
-            raise ValueError(
-                f"SpreadFactorAnalysis needs a Gaussian spread, got {spread!r}: the "
-                "spread likelihood of a linear Gaussian model has a closed form only "
-                "for Gaussian spread (a Laplace-spread Gaussian is not Gaussian). "
-                "Use spread='gaussian', or SpreadICA for sampling-based spread-EM."
-            )
+        spread = self._resolve_spread(X, self.noise_variance)
         spread_variance = 0.0 if spread is None else spread.variance
         random_state = check_random_state(self.random_state)
 
-        self.mean_, covariance = _mean_and_covariance(X)
+        mean, covariance = _mean_and_covariance(X)
         if self.noise_variance == "diagonal":
-            noise_floor = _NOISE_FLOOR_WITHOUT_SPREAD if spread is None else 0.0
+            noise_floor = 0.0
+            if spread is None:
+                noise_floor = _RELATIVE_NOISE_FLOOR_WITHOUT_SPREAD * max(
+                    float(np.mean(np.diag(covariance))), np.finfo(float).tiny
+                )
             components, noise_variance, loglike, n_iter, converged = _fit_diagonal(
                 covariance,
                 n_components,
@@ -447,9 +448,10 @@ class SpreadFactorAnalysis(
             noise_variance = np.full(n_features, float(self.noise_variance))
             loglike, n_iter = [final_loglike], 1
 
+        self.mean_ = mean
         self.components_ = _orient(components)
         self.noise_variance_ = noise_variance
-        self.spread_scale_ = None if spread is None else spread.scale
+        self._store_spread(spread)
         self.n_iter_ = n_iter
         self.loglike_ = loglike
         return self
@@ -487,13 +489,7 @@ class SpreadFactorAnalysis(
         X_original : ndarray of shape (n_samples, n_features)
         """
         check_is_fitted(self)
-        Z = check_array(X, dtype=np.float64)
-        n_components = self.components_.shape[0]
-        if Z.shape[1] != n_components:
-            raise ValueError(
-                f"X has {Z.shape[1]} columns but the model has "
-                f"n_components={n_components} latent dimensions."
-            )
+        Z = self._validate_latent(X, dtype=np.float64)
         return Z @ self.components_ + self.mean_
 
     def sample(self, n_samples=1, random_state=None):
@@ -514,8 +510,7 @@ class SpreadFactorAnalysis(
         X : ndarray of shape (n_samples, n_features)
         """
         check_is_fitted(self)
-        if not isinstance(n_samples, Integral) or n_samples < 1:
-            raise ValueError(f"n_samples must be a positive integer, got {n_samples!r}.")
+        n_samples = check_n_samples(n_samples)
         rng = check_random_state(random_state)
         n_components, n_features = self.components_.shape
         latent = rng.standard_normal((n_samples, n_components))
@@ -577,7 +572,7 @@ class SpreadFactorAnalysis(
         """
         check_is_fitted(self)
         X = validate_data(self, X, reset=False, dtype=np.float64)
-        spread_variance = 0.0 if self.spread_scale_ is None else self.spread_scale_**2
+        spread_variance = 0.0 if self.spread_ is None else self.spread_.variance
         covariance = self.get_covariance()
         n_features = len(covariance)
         covariance.flat[:: n_features + 1] += spread_variance

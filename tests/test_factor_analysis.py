@@ -344,8 +344,10 @@ def test_spread_object_sets_the_scale():
     "params, message",
     [
         ({"spread": None, "noise_variance": 0.0}, "no likelihood"),
-        ({"spread": "laplace"}, "Gaussian spread"),
-        ({"spread": LaplaceSpread(1.0), "noise_variance": "diagonal"}, "Gaussian spread"),
+        # The constraints refuse what fit cannot do (a Laplace-spread Gaussian
+        # has no closed-form likelihood), naming the parameter.
+        ({"spread": "laplace"}, "'spread' parameter"),
+        ({"spread": LaplaceSpread(1.0), "noise_variance": "diagonal"}, "'spread' parameter"),
         ({"n_components": 5}, "at most n_features"),
     ],
 )
