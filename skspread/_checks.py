@@ -20,9 +20,9 @@ from numbers import Integral, Real
 import numpy as np
 from sklearn.utils._param_validation import InvalidParameterError
 
-# Integer and boolean arrays are read as floats; anything else that NumPy can
-# hold (complex, strings, objects, dates) is not a real number.
-_REAL_KINDS = "biuf"
+# Integer arrays are read as floats; anything else that NumPy can hold
+# (booleans, complex numbers, strings, objects, dates) is not a real number.
+_REAL_KINDS = "iuf"
 
 
 def is_tensor(value):
@@ -84,7 +84,7 @@ def check_real_array(value, name, *, ndim=None, min_ndim=0, dtype=np.float64):
         Smallest number of dimensions accepted.
     dtype : dtype or None
         Result dtype; None keeps a floating dtype (float32 stays float32)
-        and reads integers and booleans as float64.
+        and reads integers as float64.
     """
     if is_tensor(value):
         raise InvalidParameterError(
@@ -167,6 +167,21 @@ def check_finite_result(result, what, advice):
     if not is_tensor(result) and not np.all(np.isfinite(result)):
         raise ValueError(f"{what} overflows float64: {advice}")
     return result
+
+
+def check_variance(variance, spread):
+    """Return a kernel's variance, refusing one outside the float64 range.
+
+    The scale of a kernel may be any positive float, but its square
+    overflows above about 1.3e154 and underflows to 0 below about 1e-162.
+    """
+    if not math.isfinite(variance) or variance == 0:
+        raise ValueError(
+            f"The variance of {spread!r} is outside the float64 range (its scale "
+            "squared over- or underflows); use a scale between 1e-150 and 1e150, "
+            "or rescale the data."
+        )
+    return variance
 
 
 def power_of_two_unit(*magnitudes):
