@@ -37,11 +37,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from scipy import linalg
 from torch import nn
 
 from skspread import DeltaVAE
 from skspread.datasets import load_mnist
+from skspread.metrics import frechet_distance
 from skspread.deep._delta_vae import _resolve_device
 
 HERE = Path(__file__).resolve().parent
@@ -114,28 +114,6 @@ def trained_classifier(X_train, y_train, X_test, y_test, device):
     return classifier, float(np.mean(predictions == y_test))
 
 
-def frechet_distance(features, reference):
-    """||mu1 - mu2||^2 + tr(C1 + C2 - 2 (C1 C2)^(1/2)) of Gaussian fits.
-
-    tr (C1 C2)^(1/2) = sum of the square roots of the eigenvalues of the
-    symmetric C1^(1/2) C2 C1^(1/2), which stays exact when dead ReLU units
-    make the covariances singular.
-    """
-    mean_difference = features.mean(0) - reference.mean(0)
-    covariance = np.cov(features, rowvar=False)
-    covariance_reference = np.cov(reference, rowvar=False)
-    values, vectors = linalg.eigh(covariance)
-    root = (vectors * np.sqrt(np.clip(values, 0, None))) @ vectors.T
-    product_values = linalg.eigvalsh(root @ covariance_reference @ root)
-    trace_root = np.sum(np.sqrt(np.clip(product_values, 0, None)))
-    return float(
-        mean_difference @ mean_difference
-        + np.trace(covariance)
-        + np.trace(covariance_reference)
-        - 2 * trace_root
-    )
-
-
 def save_sample_grid(samples_by_model, path):
     import matplotlib
 
@@ -183,11 +161,15 @@ def train_round_robin(models, training, n_epochs, chunk, seed):
     return chunk_times
 
 
-def sample_distance(model, classifier, test_features, n_samples, seed, device):
+def feature_map(classifier, device):
+    """The classifier's feature space, as the ``features`` of frechet_distance."""
+    return lambda X: batched(classifier.features, X, device)
+
+
+def sample_distance(model, features, X_test, n_samples, seed):
     """FD of ``n_samples`` generator samples (clipped to [0, 1]) to the test set."""
     samples = np.clip(model.sample(n_samples, random_state=seed), 0, 1).astype(np.float32)
-    features = batched(classifier.features, samples, device)
-    return frechet_distance(features, test_features), samples
+    return frechet_distance(samples, X_test, features=features), samples
 
 
 def common_arguments(description):
@@ -253,14 +235,15 @@ def main(argv=None):
         models, X_train[: args.n_train], args.n_epochs, args.chunk, args.seed
     )
 
-    test_features = batched(classifier.features, X_test, device)
-    train_features = batched(classifier.features, X_train[-args.n_samples :], device)
-    reference_distance = frechet_distance(train_features, test_features)
+    features = feature_map(classifier, device)
+    reference_distance = frechet_distance(
+        X_train[-args.n_samples :], X_test, features=features
+    )
     vae_times = np.array(chunk_times["VAE"])
     rows, samples_by_model = [], {}
     for name, model in models.items():
         distance, samples_by_model[name] = sample_distance(
-            model, classifier, test_features, args.n_samples, args.seed, device
+            model, features, X_test, args.n_samples, args.seed
         )
         times = np.array(chunk_times[name])
         epoch_seconds = np.median(times.reshape(args.n_epochs, -1).sum(axis=1))

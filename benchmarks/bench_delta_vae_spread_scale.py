@@ -35,8 +35,8 @@ from pathlib import Path
 import torch
 from bench_delta_vae_mnist import (
     RESULTS,
-    batched,
     common_arguments,
+    feature_map,
     prepare,
     sample_distance,
     train_round_robin,
@@ -79,9 +79,9 @@ def main(argv=None):
     named = {f"c={multiple:g} {kind}": model for (multiple, kind), model in models.items()}
     train_round_robin(named, training, args.n_epochs, args.chunk, args.seed)
 
-    test_features = batched(classifier.features, X_test, device)
+    features = feature_map(classifier, device)
     distances = {
-        key: sample_distance(model, classifier, test_features, args.n_samples, args.seed, device)[0]
+        key: sample_distance(model, features, X_test, args.n_samples, args.seed)[0]
         for key, model in models.items()
     }
     lines = [

@@ -208,24 +208,6 @@ def deterministic_ica(settings, output, random_state, log):
     return rows
 
 
-def _pixel_frechet_distance(A, B):
-    """Frechet distance of Gaussians fitted to two samples, in pixel space.
-
-    ||m_a - m_b||^2 + tr(C_a + C_b - 2 (C_a^1/2 C_b C_a^1/2)^1/2), computed
-    with symmetric eigendecompositions: image covariances are singular (the
-    border pixels of the digits never vary).
-    """
-    mean_a, mean_b = A.mean(axis=0), B.mean(axis=0)
-    cov_a, cov_b = np.cov(A, rowvar=False), np.cov(B, rowvar=False)
-    eigenvalues, eigenvectors = np.linalg.eigh(cov_a)
-    root_a = (eigenvectors * np.sqrt(np.clip(eigenvalues, 0, None))) @ eigenvectors.T
-    cross = np.linalg.eigvalsh(root_a @ cov_b @ root_a)
-    trace_root = np.sum(np.sqrt(np.clip(cross, 0, None)))
-    return float(
-        np.sum((mean_a - mean_b) ** 2) + np.trace(cov_a) + np.trace(cov_b) - 2 * trace_root
-    )
-
-
 def _fit_single_threaded(model, X):
     """Fit with one torch thread: on these small networks, intra-operation
     threads cost more in synchronisation than they gain (measured: about 4x
@@ -245,6 +227,7 @@ def delta_vae(settings, output, random_state, log, device="auto"):
     from sklearn.datasets import load_digits
 
     from . import DeltaVAE
+    from .metrics import frechet_distance
 
     X = load_digits().data / 16.0
     shared = dict(
@@ -264,7 +247,7 @@ def delta_vae(settings, output, random_state, log, device="auto"):
     for name, model in models.items():
         _, seconds = _timed(_fit_single_threaded, model, X)
         samples = model.sample(len(X), random_state=random_state)
-        distance = _pixel_frechet_distance(samples, X)
+        distance = frechet_distance(samples, X)
         log(f"  {name}: pixel Frechet distance {distance:.3f} in {seconds:.1f} s")
         rows.append(Row("digits", name, "Frechet distance (pixels)", distance, seconds))
         grids.append(image_grid(samples[:64].reshape(-1, 8, 8), n_columns=8))

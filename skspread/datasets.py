@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 from sklearn.utils import Bunch, check_random_state
 
+from ._checks import check_finite_result, check_real_array
 from ._sources import SOURCES, sample_sources
 
 __all__ = ["load_fashion_mnist", "load_mnist", "make_ica", "make_line"]
@@ -61,13 +62,16 @@ def make_line(n_samples, theta, random_state=None):
     >>> line.data.shape, line.theta.shape
     ((100, 2), (1, 2))
     """
-    theta = np.atleast_2d(np.asarray(theta, dtype=float))
-    if theta.ndim != 2 or theta.size == 0 or not np.all(np.isfinite(theta)):
+    theta = np.atleast_2d(check_real_array(theta, "theta"))
+    if theta.ndim != 2:
         raise ValueError("theta must be a finite, non-empty vector or matrix.")
     n_samples = _check_count(n_samples, "n_samples")
     rng = check_random_state(random_state)
     latent = rng.standard_normal((n_samples, theta.shape[0]))
-    return Bunch(data=latent @ theta, theta=theta, latent=latent)
+    with np.errstate(over="ignore"):
+        data = latent @ theta
+    check_finite_result(data, "The data x = theta^T z", "theta is too large; rescale it.")
+    return Bunch(data=data, theta=theta, latent=latent)
 
 
 def make_ica(
@@ -135,7 +139,9 @@ def make_ica(
     sources = sample_sources(source, (n_samples, n_components), rng)
     data = sources @ mixing.T
     if noise_std > 0:
-        data = data + noise_std * rng.standard_normal(data.shape)
+        with np.errstate(over="ignore"):
+            data = data + noise_std * rng.standard_normal(data.shape)
+        check_finite_result(data, "The noisy data", "noise_std is too large; rescale it.")
     return Bunch(data=data, mixing=mixing, sources=sources, noise_std=float(noise_std))
 
 

@@ -18,20 +18,21 @@ divergence (data processing), and a valid kernel keeps it zero only for equal
 distributions (paper eq 19-23).
 """
 
+import math
+
 import numpy as np
 from scipy import linalg
 
+from ._checks import check_finite_result, check_real_array, power_of_two_unit
 from .spread import BaseSpread, GaussianSpread, LaplaceSpread
 
 __all__ = ["gaussian_kl", "spread_kl"]
 
 
 def _as_mean(mean, name):
-    mean = np.atleast_1d(np.asarray(mean, dtype=float))
+    mean = np.atleast_1d(check_real_array(mean, name))
     if mean.ndim != 1:
         raise ValueError(f"{name} must be a vector (n_features,); got shape {mean.shape}.")
-    if not np.all(np.isfinite(mean)):
-        raise ValueError(f"{name} must be finite; got {mean!r}.")
     return mean
 
 
@@ -53,7 +54,7 @@ def _as_covariance(cov, n_features, name, *, definite):
     ``definite`` asks for positive definiteness, else positive
     semi-definiteness suffices (a degenerate Gaussian, such as a delta).
     """
-    cov = np.asarray(cov, dtype=float)
+    cov = check_real_array(cov, name)
     if cov.ndim == 0:
         cov = cov * np.eye(n_features)
     if cov.shape != (n_features, n_features):
@@ -61,12 +62,11 @@ def _as_covariance(cov, n_features, name, *, definite):
             f"{name} must be a scalar or of shape ({n_features}, {n_features}) to "
             f"match the means; got shape {cov.shape}."
         )
-    if not np.all(np.isfinite(cov)):
-        raise ValueError(f"{name} must be finite.")
     scale = max(float(np.max(np.abs(cov))), np.finfo(float).tiny)
-    if not np.allclose(cov, cov.T, rtol=0.0, atol=1e-10 * scale):
+    # Halves first: the sum of two entries near the float limit would overflow.
+    if not np.all(np.abs(0.5 * cov - 0.5 * cov.T) <= 0.5e-10 * scale):
         raise ValueError(f"{name} must be symmetric.")
-    cov = 0.5 * (cov + cov.T)
+    cov = 0.5 * cov + 0.5 * cov.T
     smallest = float(linalg.eigvalsh(cov)[0])
     if definite and smallest <= 0:
         raise ValueError(
@@ -90,20 +90,38 @@ def _cholesky(cov, name):
         ) from None
 
 
-def _gaussian_kl(mean_p, cov_p, mean_q, cov_q):
+def _gaussian_kl(difference, cov_p, cov_q, names=("cov_p", "cov_q")):
     """KL of two Gaussians with validated positive definite covariances.
 
     With L_q the Cholesky factor of C_q and lambda_i the eigenvalues of
-    L_q^-1 C_p L_q^-T (the squared singular values of L_q^-1 L_p),
-    KL = (sum_i (lambda_i - 1 - log lambda_i) + ||L_q^-1 (a - b)||^2) / 2.
-    Every term is non-negative in floating point, so KL >= 0 exactly.
+    L_q^-1 C_p L_q^-T (the squared singular values sigma_i of L_q^-1 L_p),
+    KL = (sum_i (lambda_i - 1 - log lambda_i) + ||L_q^-1 (a - b)||^2) / 2,
+    for ``difference`` = a - b. Every term is non-negative in floating
+    point, so KL >= 0 exactly.
     """
-    chol_p = _cholesky(cov_p, "cov_p")
-    chol_q = _cholesky(cov_q, "cov_q")
-    relative = linalg.solve_triangular(chol_q, chol_p, lower=True)
-    excess = np.square(linalg.svdvals(relative)) - 1.0
-    whitened = linalg.solve_triangular(chol_q, mean_p - mean_q, lower=True)
-    return 0.5 * float(np.sum(excess - np.log1p(excess)) + whitened @ whitened)
+    chol_p = _cholesky(cov_p, names[0])
+    chol_q = _cholesky(cov_q, names[1])
+    sigma = linalg.svdvals(linalg.solve_triangular(chol_q, chol_p, lower=True))
+    with np.errstate(over="ignore", divide="ignore"):
+        ratio = np.square(sigma)
+        excess = ratio - 1.0
+        # Near lambda = 1 the terms cancel: excess - log1p(excess) keeps the
+        # digits. Far below 1, lambda - 1 rounds to -1 and loses lambda, whose
+        # logarithm is taken from sigma instead (log space: lambda may underflow).
+        near_one = ratio > 0.5
+        terms = np.where(
+            near_one,
+            excess - np.log1p(np.where(near_one, excess, 0.0)),
+            excess - 2.0 * np.log(sigma),
+        )
+        whitened = linalg.solve_triangular(chol_q, difference, lower=True)
+        kl = 0.5 * float(np.sum(terms) + whitened @ whitened)
+    return check_finite_result(
+        kl,
+        "The KL divergence",
+        "the means are too far apart, or the covariances too different, for a "
+        "divergence below 1.8e308.",
+    )
 
 
 def gaussian_kl(mean_p, cov_p, mean_q, cov_q):
@@ -151,13 +169,52 @@ def gaussian_kl(mean_p, cov_p, mean_q, cov_q):
     n_features = mean_p.shape[0]
     cov_p = _as_covariance(cov_p, n_features, "cov_p", definite=True)
     cov_q = _as_covariance(cov_q, n_features, "cov_q", definite=True)
-    return _gaussian_kl(mean_p, cov_p, mean_q, cov_q)
+    return _gaussian_kl(_scaled_difference(mean_p, mean_q, 1.0), cov_p, cov_q)
 
 
-def _laplace_delta_kl(difference, scale):
+def _scaled_difference(mean_p, mean_q, unit):
+    """(mean_p - mean_q) / unit without overflow in the difference.
+
+    Halving first is exact and keeps two means near the float limit, of
+    opposite signs, from overflowing when ``unit`` is large enough for the
+    result to be finite.
+    """
+    with np.errstate(over="ignore"):
+        return 2.0 * ((0.5 * mean_p - 0.5 * mean_q) / unit)
+
+
+def _laplace_delta_kl(mean_p, mean_q, scale):
     # x + exp(-x) - 1 written with expm1, accurate for small x where it is x^2/2.
-    x = np.abs(difference) / scale
-    return float(np.sum(x + np.expm1(-x)))
+    x = np.abs(_scaled_difference(mean_p, mean_q, scale))
+    with np.errstate(over="ignore"):
+        return float(np.sum(x + np.expm1(-x)))
+
+
+def _gaussian_delta_kl(mean_p, mean_q, scale):
+    # ||d||^2 / (2 s^2) as ||d / s||^2 / 2: s^2 may over- or underflow.
+    x = _scaled_difference(mean_p, mean_q, scale)
+    with np.errstate(over="ignore"):
+        return 0.5 * float(x @ x)
+
+
+def _spread_gaussian_kl(mean_p, cov_p, mean_q, cov_q, spread_std, spread_shape):
+    """KL(N(a, C_p + s^2 S) || N(b, C_q + s^2 S)) for the spread covariance s^2 S.
+
+    The KL divergence is invariant to the change of units x -> x / u. With u
+    a power of two near the largest standard deviation (exact division),
+    the covariances stay in range where s^2 itself would over- or underflow.
+    """
+    unit = power_of_two_unit(
+        spread_std, math.sqrt(np.max(np.abs(cov_p))), math.sqrt(np.max(np.abs(cov_q)))
+    )
+    relative_std = spread_std / unit
+    spread_cov = (relative_std * relative_std) * spread_shape
+    return _gaussian_kl(
+        _scaled_difference(mean_p, mean_q, unit),
+        (cov_p / unit) / unit + spread_cov,
+        (cov_q / unit) / unit + spread_cov,
+        names=("cov_p plus the spread covariance", "cov_q plus the spread covariance"),
+    )
 
 
 def spread_kl(mean_p, mean_q, spread, *, cov_p=None, cov_q=None):
@@ -247,18 +304,26 @@ def spread_kl(mean_p, mean_q, spread, *, cov_p=None, cov_q=None):
     n_features = mean_p.shape[0]
     deltas = cov_p is None and cov_q is None
 
+    overflow_advice = (
+        "the means are too far apart for the spread's scale; use a wider spread."
+    )
     if isinstance(spread, LaplaceSpread):
         if not deltas:
             raise ValueError(
                 "The spread KL of Gaussians under Laplace spread has no closed form; "
                 "only deltas (cov_p=None, cov_q=None) are supported with LaplaceSpread."
             )
-        return _laplace_delta_kl(mean_p - mean_q, spread.scale)
+        return check_finite_result(
+            _laplace_delta_kl(mean_p, mean_q, spread.scale), "The spread KL", overflow_advice
+        )
     if isinstance(spread, GaussianSpread):
         if deltas:
-            difference = mean_p - mean_q
-            return float(difference @ difference) / (2.0 * spread.variance)
-        spread_cov = spread.variance * np.eye(n_features)
+            return check_finite_result(
+                _gaussian_delta_kl(mean_p, mean_q, spread.scale),
+                "The spread KL",
+                overflow_advice,
+            )
+        spread_std, spread_shape = spread.scale, np.eye(n_features)
     elif spread is None or isinstance(spread, (str, BaseSpread)):
         raise ValueError(
             "spread must be a GaussianSpread or LaplaceSpread instance (with its "
@@ -268,7 +333,10 @@ def spread_kl(mean_p, mean_q, spread, *, cov_p=None, cov_q=None):
         )
     else:
         spread_cov = _as_covariance(spread, n_features, "spread", definite=True)
+        # A power of two near the largest standard deviation: S = Sigma / s^2 exactly.
+        spread_std = power_of_two_unit(math.sqrt(np.max(np.diag(spread_cov))))
+        spread_shape = (spread_cov / spread_std) / spread_std
 
     cov_p = _as_covariance(0.0 if cov_p is None else cov_p, n_features, "cov_p", definite=False)
     cov_q = _as_covariance(0.0 if cov_q is None else cov_q, n_features, "cov_q", definite=False)
-    return _gaussian_kl(mean_p, cov_p + spread_cov, mean_q, cov_q + spread_cov)
+    return _spread_gaussian_kl(mean_p, cov_p, mean_q, cov_q, spread_std, spread_shape)

@@ -17,10 +17,20 @@ input, so there is one implementation of each formula.
 
 import math
 from abc import ABC, abstractmethod
-from numbers import Real
 
 import numpy as np
 from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import InvalidParameterError
+
+from ._checks import (
+    check_broadcast,
+    check_finite_result,
+    check_operands,
+    check_real_array,
+    check_scale,
+    check_shape,
+    check_variance,
+)
 
 __all__ = [
     "BaseSpread",
@@ -70,18 +80,9 @@ class BaseSpread(ABC):
     name = None
 
     def __init__(self, scale=1.0):
-        if (
-            not isinstance(scale, Real)
-            or isinstance(scale, bool)
-            or not np.isfinite(scale)
-            or scale <= 0
-        ):
-            raise ValueError(
-                f"The scale of a {type(self).__name__} must be a finite float > 0, "
-                f"got {scale!r}. A zero scale is no spread: the spread divergence "
-                "of two distributions with disjoint supports would be undefined."
-            )
-        self.scale = float(scale)
+        # A zero scale is no spread: the spread divergence of two
+        # distributions with disjoint supports would be undefined.
+        self.scale = check_scale(scale, f"The scale of a {type(self).__name__}")
 
     def __repr__(self):
         return f"{type(self).__name__}(scale={self.scale!r})"
@@ -127,8 +128,12 @@ class BaseSpread(ABC):
         -------
         Y : ndarray of shape (n_samples, n_features)
         """
-        X = np.asarray(X, dtype=float)
-        return X + self.noise(X.shape, random_state)
+        X = check_real_array(X, "X", ndim=2)
+        return check_finite_result(
+            X + self.noise(X.shape, random_state),
+            "The spread sample",
+            "X is too close to the largest float for noise of this scale.",
+        )
 
     @abstractmethod
     def _log_density(self, E):
@@ -140,14 +145,21 @@ class BaseSpread(ABC):
         Parameters
         ----------
         Y, X : arrays (NumPy or torch) of shape (..., n_features)
-            Spread points and their centres; they broadcast.
+            Spread points and their centres; they broadcast. Both NumPy
+            (or lists), or both torch tensors.
 
         Returns
         -------
         log_prob : array of shape (...)
         """
+        Y, X = check_operands({"Y": Y, "X": X}, min_ndim=1)
+        check_broadcast(Y, X, "Y", "X")
         xp = _namespace(Y)
-        return xp.sum(self._log_density(Y - X), axis=-1)
+        with np.errstate(over="ignore"):
+            log_prob = xp.sum(self._log_density(Y - X), axis=-1)
+        return check_finite_result(
+            log_prob, "log_prob", "Y is too many scales away from X; use a wider spread."
+        )
 
     @abstractmethod
     def _expected_log_density(self, D):
@@ -156,8 +168,9 @@ class BaseSpread(ABC):
     def expected_log_prob(self, X, M):
         """Closed form of E_{y ~ k(. - x)} log k(y - m), per row.
 
-        This is the lower-variance decoder term of the delta-VAE (spec
-        section 5): the spread sample y is integrated out analytically.
+        This is the decoder term of the delta-VAE's lower-variance objective
+        (the paper's appendix G): the spread sample y of the reconstruction
+        term of the spread ELBO (paper eq 64) is integrated out analytically.
 
         Parameters
         ----------
@@ -170,8 +183,14 @@ class BaseSpread(ABC):
         -------
         expected_log_prob : array of shape (...)
         """
+        X, M = check_operands({"X": X, "M": M}, min_ndim=1)
+        check_broadcast(X, M, "X", "M")
         xp = _namespace(X)
-        return xp.sum(self._expected_log_density(X - M), axis=-1)
+        with np.errstate(over="ignore"):
+            expected = xp.sum(self._expected_log_density(X - M), axis=-1)
+        return check_finite_result(
+            expected, "expected_log_prob", "X is too many scales away from M; use a wider spread."
+        )
 
     @abstractmethod
     def characteristic_function(self, w):
@@ -218,7 +237,7 @@ class BaseSpread(ABC):
         """
         if frequencies is None:
             frequencies = np.linspace(-10.0, 10.0, 2001) / self.scale
-        phi = self.characteristic_function(np.asarray(frequencies, float))
+        phi = self.characteristic_function(check_real_array(frequencies, "frequencies"))
         phi = np.abs(phi) if np.iscomplexobj(phi) else phi
         points = np.linspace(-20.0, 20.0, 401)[:, None] * self.scale
         log_density = self._log_density(points)
@@ -262,9 +281,10 @@ class GaussianSpread(BaseSpread):
 
     @property
     def variance(self):
-        return self.scale**2
+        return check_variance(self.scale * self.scale, self)
 
     def noise(self, shape, random_state=None):
+        shape = check_shape(shape)
         return self.scale * check_random_state(random_state).standard_normal(shape)
 
     def _log_density(self, E):
@@ -275,7 +295,9 @@ class GaussianSpread(BaseSpread):
         return self._log_density(D) - 0.5
 
     def characteristic_function(self, w):
-        return np.exp(-0.5 * np.square(self.scale * np.asarray(w, dtype=float)))
+        w = check_real_array(w, "w")
+        with np.errstate(over="ignore"):  # beyond the float range phi is 0.0
+            return np.exp(-0.5 * np.square(self.scale * w))
 
 
 class LaplaceSpread(BaseSpread):
@@ -310,9 +332,10 @@ class LaplaceSpread(BaseSpread):
 
     @property
     def variance(self):
-        return 2.0 * self.scale**2
+        return check_variance(2.0 * self.scale * self.scale, self)
 
     def noise(self, shape, random_state=None):
+        shape = check_shape(shape)
         return check_random_state(random_state).laplace(0.0, self.scale, size=shape)
 
     def _log_density(self, E):
@@ -327,7 +350,9 @@ class LaplaceSpread(BaseSpread):
         return -math.log(2 * b) - (absolute + b * xp.exp(-absolute / b)) / b
 
     def characteristic_function(self, w):
-        return 1.0 / (1.0 + np.square(self.scale * np.asarray(w, dtype=float)))
+        w = check_real_array(w, "w")
+        with np.errstate(over="ignore"):  # beyond the float range phi is 0.0
+            return 1.0 / (1.0 + np.square(self.scale * w))
 
 
 _SPREADS = {cls.name: cls for cls in (GaussianSpread, LaplaceSpread)}
@@ -356,6 +381,8 @@ def check_spread(spread, scale=1.0, allow_none=True):
     >>> check_spread("laplace", 0.3)
     LaplaceSpread(scale=0.3)
     """
+    if not isinstance(allow_none, (bool, np.bool_)):
+        raise InvalidParameterError(f"allow_none must be a bool, got {allow_none!r}.")
     if spread is None:
         if not allow_none:
             raise ValueError("A spread is required here; got spread=None.")
@@ -363,7 +390,7 @@ def check_spread(spread, scale=1.0, allow_none=True):
     if isinstance(spread, BaseSpread):
         return spread
     if isinstance(spread, str) and spread in _SPREADS:
-        return _SPREADS[spread](scale)
+        return _SPREADS[spread](check_scale(scale, "scale"))
     raise ValueError(
         f"spread must be one of {sorted(_SPREADS)}, a BaseSpread instance or None; "
         f"got {spread!r}."
@@ -401,18 +428,33 @@ def lowrank_gaussian_log_prob(E, scale, factor):
     >>> bool(np.allclose(lowrank_gaussian_log_prob(E, 0.5, U), dense))
     True
     """
+    E, factor = check_operands({"E": E, "factor": factor}, ndim=2)
+    scale = check_scale(scale, "scale")
+    if factor.shape[0] != E.shape[1]:
+        raise ValueError(
+            f"factor has {factor.shape[0]} rows but E has {E.shape[1]} columns: factor "
+            "must be of shape (n_features, rank) for E of shape (n_samples, n_features)."
+        )
     xp = _namespace(E)
     n_features, rank = factor.shape
-    variance = float(scale) ** 2
-    capacitance = factor.T @ factor / variance
+    # In units of the scale, Sigma = s^2 (I + V V^T) with V = U / s: s^2 is
+    # never formed, as it may over- or underflow, and log s^2 = 2 log s.
+    E = E / scale
+    factor = factor / scale
+    capacitance = factor.T @ factor
     if xp is np:
+        if not np.all(np.isfinite(capacitance)):
+            raise ValueError(
+                "factor / scale overflows float64 in U^T U / scale^2: factor is too "
+                "large relative to scale."
+            )
         capacitance = capacitance + np.eye(rank, dtype=capacitance.dtype)
     else:
         capacitance = capacitance + xp.eye(
             rank, dtype=capacitance.dtype, device=capacitance.device
         )
     cholesky = xp.linalg.cholesky(capacitance)
-    projected = (E @ factor).T / variance
+    projected = (E @ factor).T
     if xp is np:
         from scipy.linalg import solve_triangular
 
@@ -421,6 +463,10 @@ def lowrank_gaussian_log_prob(E, scale, factor):
     else:
         whitened = xp.linalg.solve_triangular(cholesky, projected, upper=False)
         log_det_capacitance = 2.0 * xp.sum(xp.log(xp.diagonal(cholesky)))
-    mahalanobis = xp.sum(E * E, axis=-1) / variance - xp.sum(whitened * whitened, axis=0)
-    log_det = log_det_capacitance + n_features * math.log(variance)
-    return -0.5 * (mahalanobis + log_det + n_features * math.log(2 * math.pi))
+    with np.errstate(over="ignore"):
+        mahalanobis = xp.sum(E * E, axis=-1) - xp.sum(whitened * whitened, axis=0)
+    log_det = log_det_capacitance + 2.0 * n_features * math.log(scale)
+    log_prob = -0.5 * (mahalanobis + log_det + n_features * math.log(2 * math.pi))
+    return check_finite_result(
+        log_prob, "lowrank_gaussian_log_prob", "E is too many scales from 0."
+    )

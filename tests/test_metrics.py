@@ -1,11 +1,11 @@
-"""Error measures for mixing matrices (paper section 4.1, figure 4)."""
+"""Error measures for mixing matrices (paper section 4.1, figure 4) and the Frechet distance."""
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from skspread.metrics import amari_distance, match_components, mixing_error
+from skspread.metrics import amari_distance, frechet_distance, match_components, mixing_error
 
 PROPERTY_SETTINGS = settings(deadline=None, max_examples=50)
 
@@ -133,3 +133,107 @@ def test_mixing_error_refuses_zero_entries_and_mismatched_shapes():
         mixing_error(np.ones((2, 2)), np.eye(2))
     with pytest.raises(ValueError, match="same shape"):
         mixing_error(np.ones((3, 2)), np.ones((2, 2)))
+
+
+# --- Frechet distance -------------------------------------------------------------------
+
+
+def _frechet_by_sqrtm(X, Y):
+    """The textbook formula with scipy's general matrix square root of C_X C_Y."""
+    from scipy import linalg
+
+    cov_x, cov_y = np.cov(X, rowvar=False), np.cov(Y, rowvar=False)
+    difference = X.mean(axis=0) - Y.mean(axis=0)
+    cross = linalg.sqrtm(cov_x @ cov_y).real
+    return difference @ difference + np.trace(cov_x + cov_y - 2 * cross)
+
+
+def test_frechet_distance_matches_the_textbook_formula():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(500, 4)) @ rng.normal(size=(4, 4))
+    Y = rng.normal(size=(300, 4)) @ rng.normal(size=(4, 4)) + 1.0
+    assert frechet_distance(X, Y) == pytest.approx(_frechet_by_sqrtm(X, Y), rel=1e-9)
+
+
+def test_frechet_distance_of_two_gaussians_in_closed_form():
+    """N(0, I) against N(m, 4 I) in D dimensions: ||m||^2 + D (2 - 1)^2.
+
+    To first order in the sampling errors, the mean term moves by
+    2 m.(delta_y - delta_x) with Var delta = (1 + 4) / n per coordinate, and
+    each coordinate's (sigma_y - sigma_x)^2 by 2 (sigma_y - sigma_x) times an
+    error of variance (4 + 1) / (2 n); the bias is O(D / n).
+    """
+    n, dimension = 20_000, 3
+    rng = np.random.default_rng(1)
+    m = np.array([1.0, -2.0, 0.5])
+    X = rng.normal(size=(n, dimension))
+    Y = m + 2.0 * rng.normal(size=(n, dimension))
+    expected = m @ m + dimension
+    standard_error = np.sqrt(4 * (m @ m) * 5 / n + dimension * 4 * 2.5 / n)
+    tolerance = 4 * standard_error + 10 * dimension / n
+    assert abs(frechet_distance(X, Y) - expected) < tolerance
+
+
+def test_frechet_distance_exact_for_singular_covariances():
+    # A constant column (a pixel that never varies) adds only its squared shift.
+    rng = np.random.default_rng(2)
+    X, Y = rng.normal(size=(400, 3)), 1.5 * rng.normal(size=(300, 3))
+    padded_x = np.hstack([X, np.full((400, 2), 0.25)])
+    padded_y = np.hstack([Y, np.full((300, 2), -0.75)])
+    assert frechet_distance(padded_x, padded_y) == pytest.approx(
+        frechet_distance(X, Y) + 2 * 1.0**2, rel=1e-12
+    )
+    # Rank-one data on a line: the covariances have rank 1 in 3-D.
+    direction = np.array([1.0, 2.0, 2.0]) / 3.0
+    line_x = rng.normal(size=(500, 1)) * direction
+    assert frechet_distance(line_x, 3.0 * line_x) == pytest.approx(
+        (3.0 - 1.0) ** 2 * np.var(line_x @ direction, ddof=1)
+        + np.sum((2 * line_x.mean(axis=0)) ** 2),
+        rel=1e-9,
+    )
+    assert frechet_distance(line_x, line_x) == pytest.approx(0.0, abs=1e-12)
+
+
+@pytest.mark.parametrize("c", [1e-150, 1e-6, 1e6, 1e150])
+def test_frechet_distance_scales_with_the_square_of_the_units(c):
+    rng = np.random.default_rng(3)
+    X, Y = rng.normal(size=(200, 3)), rng.normal(size=(100, 3)) + 0.5
+    assert frechet_distance(c * X, c * Y) == pytest.approx(
+        c**2 * frechet_distance(X, Y), rel=1e-12
+    )
+
+
+def test_frechet_distance_in_a_feature_space():
+    from sklearn.decomposition import PCA
+
+    rng = np.random.default_rng(4)
+    X, Y = rng.normal(size=(300, 5)), rng.normal(size=(200, 5)) + 0.3
+    pca = PCA(n_components=2).fit(X)
+    in_features = frechet_distance(pca.transform(X), pca.transform(Y))
+    assert frechet_distance(X, Y, features=pca) == in_features
+    assert frechet_distance(X, Y, features=pca.transform) == in_features
+    # Images (n, 4, 4) flattened by the feature map.
+    images_x, images_y = X[:, :4].reshape(-1, 2, 2), Y[:, :4].reshape(-1, 2, 2)
+    flatten = lambda images: images.reshape(len(images), -1)  # noqa: E731
+    assert frechet_distance(images_x, images_y, features=flatten) == frechet_distance(
+        X[:, :4], Y[:, :4]
+    )
+
+
+@pytest.mark.parametrize(
+    "X, Y, kwargs, error, message",
+    [
+        (np.ones((5, 2)), np.ones((5, 3)), {}, ValueError, "same number of features"),
+        (np.ones((1, 2)), np.ones((5, 2)), {}, ValueError, "X has 1 sample"),
+        (np.ones((5, 2)), np.ones((5, 2, 1)), {}, ValueError, "Y must be a matrix"),
+        (np.ones((5, 2)), np.ones((5, 2)), {"features": "pca"}, TypeError, "features must"),
+        (np.ones((5, 2)), np.ones((5, 2)), {"features": lambda A: A[:2]}, ValueError,
+         "one row of features"),
+        (np.ones((5, 2)), np.ones((5, 2)), {"features": lambda A: A[:, 0]}, ValueError,
+         r"features\(X\) must be a matrix"),
+        (np.ones((5, 2)), np.full((5, 2), np.nan), {}, ValueError, "Y must be finite"),
+    ],
+)
+def test_frechet_distance_refuses_bad_input(X, Y, kwargs, error, message):
+    with pytest.raises(error, match=message):
+        frechet_distance(X, Y, **kwargs)
