@@ -458,12 +458,14 @@ class DeltaVAE(
         torch = _import_torch()
         from ._model import DeltaVAEModule
         from ._networks import ResidualMap
-        from ._spread import SpreadModule
+        from ._spread import SpreadModule, check_torch_kernel
         from ._trainer import Trainer
 
         device = _resolve_device(self.device)
         kernel, self.spread_scale_, self.noise_variance_ = self._resolve_spread_parameters(X)
         self.spread_ = kernel
+        if kernel is not None:
+            check_torch_kernel(kernel, X.shape[1], self.objective)
         init_seed, train_seed, self._score_seed = check_random_state(
             self.random_state
         ).randint(np.iinfo(np.int32).max, size=3)
