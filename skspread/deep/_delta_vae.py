@@ -5,10 +5,7 @@
 # and inspected (get_params, clone, repr) without torch.
 
 import copy
-import io
 import math
-import re
-import warnings
 from numbers import Integral, Real
 
 import numpy as np
@@ -25,44 +22,10 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from .._base import SpreadScoreMixin
 from .._validation import resolve_spread
 from ..spread import BaseSpread, GaussianSpread
+from ._device import dumps, import_torch, loads, resolve_device
 
 # Spread copies of every row in score_samples (shared by all rows).
 _N_SCORE_SPREAD_COPIES = 4
-_DEVICE_PATTERN = re.compile(r"auto|cpu|cuda(:\d+)?")
-
-
-def _import_torch():
-    try:
-        import torch
-    except ImportError as error:
-        raise ImportError(
-            'DeltaVAE needs torch, which is not installed: pip install "skspread[deep]"'
-        ) from error
-    return torch
-
-
-def _resolve_device(device):
-    """Turn the ``device`` parameter into a torch.device, or fail clearly."""
-    torch = _import_torch()
-    if not isinstance(device, str) or not _DEVICE_PATTERN.fullmatch(device):
-        raise ValueError(
-            f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N'; got {device!r}."
-        )
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    resolved = torch.device(device)
-    if resolved.type == "cuda":
-        if not torch.cuda.is_available():
-            raise RuntimeError(
-                f"device={device!r} was requested but CUDA is not available on this "
-                "machine (or torch was built without it). Use device='cpu' or 'auto'."
-            )
-        if resolved.index is not None and resolved.index >= torch.cuda.device_count():
-            raise RuntimeError(
-                f"device={device!r} does not exist: this machine has "
-                f"{torch.cuda.device_count()} CUDA device(s)."
-            )
-    return resolved
 
 
 def _auto_scale(X):
@@ -237,8 +200,8 @@ class DeltaVAE(
     fit time), so it is deterministic and a row's score does not depend on
     the other rows.
 
-    Pickling moves the tensors through the CPU; a model trained on CUDA loads
-    on a machine without CUDA (on the CPU, with a warning).
+    Pickling moves the tensors through the CPU; a model trained on a GPU
+    loads on a machine without one (on the CPU, with a warning).
 
     References
     ----------
@@ -365,7 +328,7 @@ class DeltaVAE(
 
     def _fit(self, X, n_epochs, keep):
         X = validate_data(self, X, reset=not keep, dtype=[np.float64, np.float32])
-        torch = _import_torch()
+        torch = import_torch()
         if keep:
             self._trainer.set_learning_rates(self.learning_rate, self._spread_learning_rate())
             self._trainer.batch_size = self.batch_size
@@ -455,13 +418,13 @@ class DeltaVAE(
         )
 
     def _initialise(self, X):
-        torch = _import_torch()
+        torch = import_torch()
         from ._model import DeltaVAEModule
         from ._networks import ResidualMap
         from ._spread import SpreadModule, check_torch_kernel
         from ._trainer import Trainer
 
-        device = _resolve_device(self.device)
+        device = resolve_device(self.device)
         kernel, self.spread_scale_, self.noise_variance_ = self._resolve_spread_parameters(X)
         self.spread_ = kernel
         if kernel is not None:
@@ -513,7 +476,7 @@ class DeltaVAE(
 
     def _batched(self, X, function):
         """Apply ``function`` to float64 row batches of ``X`` without gradients."""
-        torch = _import_torch()
+        torch = import_torch()
         outputs = []
         with torch.no_grad():
             for begin in range(0, max(len(X), 1), 4096):
@@ -606,7 +569,7 @@ class DeltaVAE(
         """
         check_is_fitted(self)
         X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
-        torch = _import_torch()
+        torch = import_torch()
         module = self._evaluation_module()
         generator = torch.Generator(device=self.device_).manual_seed(int(self._score_seed))
         with torch.no_grad():
@@ -639,30 +602,18 @@ class DeltaVAE(
         # A copy: object.__getstate__ returns the instance's own __dict__.
         state = dict(super().__getstate__())
         if "module_" in state:
-            torch = _import_torch()
-            buffer = io.BytesIO()
             # One payload, so the trainer's optimisers keep pointing at the
             # module's parameters after loading.
-            torch.save({"module": state.pop("module_"), "trainer": state.pop("_trainer")}, buffer)
-            state["_torch_payload"] = buffer.getvalue()
+            state["_torch_payload"] = dumps(
+                {"module": state.pop("module_"), "trainer": state.pop("_trainer")}
+            )
         return state
 
     def __setstate__(self, state):
         payload = state.pop("_torch_payload", None)
         if payload is not None:
-            torch = _import_torch()
-            device = torch.device(state["device_"])
-            if device.type == "cuda" and not torch.cuda.is_available():
-                warnings.warn(
-                    f"This DeltaVAE was trained on {state['device_']!r}, which is not "
-                    "available here; it is loaded on the CPU.",
-                    UserWarning,
-                    stacklevel=2,
-                )
-                device = torch.device("cpu")
-            loaded = torch.load(io.BytesIO(payload), map_location=device, weights_only=False)
+            loaded, device = loads(payload, state["device_"], owner="This DeltaVAE")
             state["module_"] = loaded["module"]
-            state["_trainer"] = loaded["trainer"]
-            state["_trainer"].device = device
+            state["_trainer"] = loaded["trainer"].to(device)
             state["device_"] = str(device)
         super().__setstate__(state)

@@ -14,6 +14,8 @@ import warnings
 import torch
 from tqdm.auto import tqdm
 
+from ._device import make_generator, restore_generator
+
 
 class Trainer:
     """Optimises a :class:`~skspread.deep._model.DeltaVAEModule`.
@@ -62,7 +64,7 @@ class Trainer:
             if spread_parameters
             else None
         )
-        self.generator = torch.Generator(device=device).manual_seed(seed)
+        self.generator = make_generator(device, seed)
         self.n_epochs_done = 0
 
     def set_learning_rates(self, learning_rate, spread_learning_rate):
@@ -176,22 +178,21 @@ class Trainer:
         return entries
 
     def __getstate__(self):
-        # A torch.Generator does not pickle: keep its state and device.
+        # A torch.Generator does not pickle: keep its state, and rebuild the
+        # generator on the device the model is loaded on (see ``to``).
         state = self.__dict__.copy()
-        generator = state.pop("generator")
-        state["generator_state"] = generator.get_state()
+        state["generator"] = None
+        state["generator_state"] = self.generator.get_state()
         return state
 
     def __setstate__(self, state):
-        generator_state = state.pop("generator_state")
         self.__dict__.update(state)
-        if self.device.type == "cuda" and not torch.cuda.is_available():
-            # The estimator maps the tensors to the CPU in this case.
-            self.device = torch.device("cpu")
-        self.generator = torch.Generator(device=self.device)
-        try:
-            self.generator.set_state(generator_state)
-        except RuntimeError:
-            # The state of a CUDA generator does not fit a CPU one (and
-            # back): continue from a seed derived from the original one.
-            self.generator.manual_seed(self.seed + self.n_epochs_done)
+
+    def to(self, device):
+        """Continue on ``device`` (after loading): the generator follows."""
+        state = self.__dict__.pop("generator_state", None)
+        if state is None:
+            state = self.generator.get_state()
+        self.device = device
+        self.generator = restore_generator(state, device, self.seed + self.n_epochs_done)
+        return self
