@@ -71,12 +71,12 @@ def test_deltavae_draws_the_kernels_noise(data, kernel):
     n_draws = 100_000
     with torch.no_grad():
         drawn = model.module_.spread.noise((n_draws, 3), torch.Generator().manual_seed(1))
-    squares = drawn.double().numpy().ravel() ** 2
+    # The model trains on standardised data: back to the data's units.
+    squares = (model.data_scale_ * drawn.double().numpy().ravel()) ** 2
     # The mean of e^2 estimates the variance (the noise is centred); its
     # standard error is that of a sample mean.
     standard_error = squares.std() / math.sqrt(squares.size)
-    variance = kernel.variance
-    assert abs(squares.mean() - variance) < 4 * standard_error
+    assert abs(squares.mean() - kernel.variance) < 4 * standard_error
 
 
 @pytest.mark.parametrize("kernel", KERNELS, ids=repr)
