@@ -41,8 +41,8 @@ from torch import nn
 
 from skspread import DeltaVAE
 from skspread.datasets import load_mnist
+from skspread.deep._device import resolve_device
 from skspread.metrics import frechet_distance
-from skspread.deep._delta_vae import _resolve_device
 
 HERE = Path(__file__).resolve().parent
 CACHE = HERE / "cache"
@@ -191,7 +191,7 @@ def prepare(args):
     """MNIST, the device, the feature network and the DeltaVAE settings in common."""
     X_train, y_train = load_mnist("train", data_home=data_home(), return_X_y=True)
     X_test, y_test = load_mnist("test", data_home=data_home(), return_X_y=True)
-    device = _resolve_device(args.device)
+    device = resolve_device(args.device)
     classifier, accuracy = trained_classifier(X_train, y_train, X_test, y_test, device)
     print(f"classifier test accuracy {accuracy:.4f}", flush=True)
     common = dict(

@@ -43,7 +43,6 @@ from bench_delta_vae_mnist import (
 )
 
 from skspread import DeltaVAE
-from skspread.deep._delta_vae import _auto_scale
 
 
 def main(argv=None):
@@ -62,7 +61,8 @@ def main(argv=None):
     start = time.perf_counter()
     X_train, X_test, device, classifier, accuracy, common = prepare(args)
     training = X_train[: args.n_train]
-    auto_scale = _auto_scale(training)
+    # The Gaussian spread's standard deviation that spread_scale='auto' picks.
+    auto_scale = DeltaVAE()._auto_spread_std(training)
 
     models = {}
     for multiple in args.scales:

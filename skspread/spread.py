@@ -9,11 +9,13 @@ The same object serves the NumPy estimators and the torch backend: the
 methods that the training losses use (:meth:`BaseSpread.log_prob`,
 :meth:`BaseSpread.expected_log_prob`, :func:`lowrank_gaussian_log_prob`)
 accept NumPy arrays or torch tensors and compute in the namespace of their
-input, so there is one implementation of each formula.
+input, so there is one implementation of each formula. Each kernel draws
+its own noise in both backends (:meth:`BaseSpread.noise` for NumPy,
+:meth:`BaseSpread.torch_noise` for torch).
 """
 
 # The array namespace dispatch keeps torch an optional dependency: torch is
-# never imported here, it is only used when the caller passes a tensor.
+# imported only inside torch_noise and when the caller passes a tensor.
 
 import math
 from abc import ABC, abstractmethod
@@ -113,6 +115,37 @@ class BaseSpread(ABC):
         -------
         E : ndarray of the given shape
         """
+
+    def torch_noise(self, shape, generator, device=None, dtype=None):
+        """Draw noise e ~ k as a torch tensor, from a ``torch.Generator``.
+
+        The torch twin of :meth:`noise`, which the deep estimators train
+        with: the same distribution, drawn on the training device. A kernel
+        written by a user implements it to be usable by
+        :class:`~skspread.DeltaVAE` (with a :meth:`_log_density` that
+        computes in the namespace of its input, NumPy or torch).
+
+        Parameters
+        ----------
+        shape : tuple of int
+            Shape of the returned tensor.
+        generator : torch.Generator
+            Source of the random draws (on ``device``).
+        device : torch.device or None, default=None
+            Device of the returned tensor (None: torch's default).
+        dtype : torch.dtype or None, default=None
+            Floating dtype of the returned tensor (None: torch's default).
+
+        Returns
+        -------
+        E : torch.Tensor of the given shape
+        """
+        raise NotImplementedError(
+            f"{type(self).__name__} has no torch sampler: implement "
+            "torch_noise(self, shape, generator, device=None, dtype=None), which "
+            "returns a torch tensor of noise e ~ k of the given shape drawn with "
+            "the torch.Generator, to train a deep model with this kernel."
+        )
 
     def sample(self, X, random_state=None):
         """Draw one spread copy y = x + e of every row of ``X``.
@@ -287,6 +320,11 @@ class GaussianSpread(BaseSpread):
         shape = check_shape(shape)
         return self.scale * check_random_state(random_state).standard_normal(shape)
 
+    def torch_noise(self, shape, generator, device=None, dtype=None):
+        import torch
+
+        return self.scale * torch.randn(shape, generator=generator, device=device, dtype=dtype)
+
     def _log_density(self, E):
         return -0.5 * (E / self.scale) ** 2 - math.log(self.scale) - 0.5 * math.log(2 * math.pi)
 
@@ -337,6 +375,20 @@ class LaplaceSpread(BaseSpread):
     def noise(self, shape, random_state=None):
         shape = check_shape(shape)
         return check_random_state(random_state).laplace(0.0, self.scale, size=shape)
+
+    def torch_noise(self, shape, generator, device=None, dtype=None):
+        # By the inverse distribution function: with u uniform on [0, 1), the
+        # sign is that of u - 1/2 and the magnitude -b log(1 - 2 |u - 1/2|) is
+        # exponential. One uniform draw per value: on the CPU the random
+        # draws are the cost of a spread step.
+        import torch
+
+        uniform = torch.rand(shape, generator=generator, device=device, dtype=dtype)
+        centred = uniform.sub_(0.5)
+        sign = torch.sign(centred)
+        # u = 0 gives |u - 1/2| = 1/2 and log(0); the largest float below 1 stands in.
+        magnitude = centred.abs_().mul_(2.0).clamp_(max=1.0 - torch.finfo(centred.dtype).eps)
+        return magnitude.neg_().log1p_().mul_(-self.scale).mul_(sign)
 
     def _log_density(self, E):
         xp = _namespace(E)

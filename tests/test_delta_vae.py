@@ -53,8 +53,10 @@ def _fitted_linear(objective="low_variance", **params):
         device="cpu",
         **params,
     ).fit(X)
+    # The networks see standardised data: the generator's weight in the
+    # data's units is the internal one times the data scale.
     generator_weight = model.module_.decoder[0].weight.detach().numpy().astype(float)
-    return X, mixing, generator_weight
+    return X, mixing, model.data_scale_ * generator_weight
 
 
 # --- scikit-learn contract --------------------------------------------------
@@ -367,8 +369,9 @@ def test_learned_spread_trains_after_warm_up(digits):
     assert "spread_divergence" not in model.history_[0]
     assert np.isfinite(model.history_[1]["spread_divergence"])
     factor = model.module_.spread.factor().detach()
+    # In the standardised units the networks see.
     assert float(torch.linalg.norm(factor) ** 2) == pytest.approx(
-        4 * model.spread_scale_**2, rel=1e-5
+        4 * (model.spread_scale_ / model.data_scale_) ** 2, rel=1e-5
     )
 
 

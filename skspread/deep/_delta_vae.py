@@ -5,75 +5,68 @@
 # and inspected (get_params, clone, repr) without torch.
 
 import copy
-import io
 import math
-import re
-import warnings
 from numbers import Integral, Real
 
 import numpy as np
-from sklearn.base import (
-    BaseEstimator,
-    ClassNamePrefixFeaturesOutMixin,
-    TransformerMixin,
-    _fit_context,
-)
-from sklearn.utils import check_array, check_random_state
-from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.base import _fit_context
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval, Options, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from .._base import SpreadScoreMixin
-from .._validation import resolve_spread
+from .._base import BaseSpreadEstimator, _is_zero_scalar, atomic_fit, check_n_samples
 from ..spread import BaseSpread, GaussianSpread
+from ._device import dumps, import_torch, loads, resolve_device
 
 # Spread copies of every row in score_samples (shared by all rows).
 _N_SCORE_SPREAD_COPIES = 4
-_DEVICE_PATTERN = re.compile(r"auto|cpu|cuda(:\d+)?")
 
 
-def _import_torch():
-    try:
-        import torch
-    except ImportError as error:
-        raise ImportError(
-            'DeltaVAE needs torch, which is not installed: pip install "skspread[deep]"'
-        ) from error
-    return torch
+class _PositiveIntegers(Options):
+    """Constraint: a sequence (possibly empty) of positive integers.
 
+    An ``Options`` so that scikit-learn's parameter validation accepts it;
+    it has no list of options, only the test below.
+    """
 
-def _resolve_device(device):
-    """Turn the ``device`` parameter into a torch.device, or fail clearly."""
-    torch = _import_torch()
-    if not isinstance(device, str) or not _DEVICE_PATTERN.fullmatch(device):
-        raise ValueError(
-            f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N'; got {device!r}."
+    def __init__(self):
+        super().__init__(tuple, set())
+
+    def is_satisfied_by(self, val):
+        if isinstance(val, str):
+            return False
+        try:
+            values = list(val)
+        except TypeError:
+            return False
+        return all(
+            isinstance(value, Integral) and not isinstance(value, bool) and value >= 1
+            for value in values
         )
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    resolved = torch.device(device)
-    if resolved.type == "cuda":
-        if not torch.cuda.is_available():
-            raise RuntimeError(
-                f"device={device!r} was requested but CUDA is not available on this "
-                "machine (or torch was built without it). Use device='cpu' or 'auto'."
-            )
-        if resolved.index is not None and resolved.index >= torch.cuda.device_count():
-            raise RuntimeError(
-                f"device={device!r} does not exist: this machine has "
-                f"{torch.cuda.device_count()} CUDA device(s)."
-            )
-    return resolved
+
+    def __str__(self):
+        return "a tuple of positive int"
 
 
-def _auto_scale(X):
-    """Half the root-mean-square feature standard deviation (1 for constant data)."""
+def _data_scale(X):
+    """Root-mean-square standard deviation of the features of ``X``.
+
+    For constant data the root-mean-square of the values stands in (and 1
+    for all zeros), so that the scale is always a statistic of the data. The
+    data is divided by its largest magnitude first, so that the squares
+    neither overflow nor underflow.
+    """
+    largest = float(np.max(np.abs(X))) if X.size else 0.0
+    if largest == 0.0 or not math.isfinite(largest):
+        return 1.0
+    X = X / largest
     rms_std = math.sqrt(float(np.mean(np.var(X, axis=0))))
-    return 0.5 * rms_std if rms_std > 0 else 1.0
+    if rms_std > 0:
+        return largest * rms_std
+    return largest * math.sqrt(float(np.mean(np.square(X))))
 
 
-class DeltaVAE(
-    SpreadScoreMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
-):
+class DeltaVAE(BaseSpreadEstimator):
     """Delta-VAE: a deterministic deep generator fitted with the spread divergence.
 
     The model is implicit: x = g(z), z ~ N(0, I_K), with g a neural network and
@@ -102,7 +95,7 @@ class DeltaVAE(
         ``image_shape``, height and width divisible by 4); 'linear': no hidden
         layer, g(z) = W z + b (the same as 'mlp' with
         ``hidden_layer_sizes=()``).
-    hidden_layer_sizes : tuple of int, default=(512, 512)
+    hidden_layer_sizes : tuple of positive int, default=(512, 512)
         Widths of the encoder's hidden layers ('mlp'; the generator uses them
         in reverse order). For 'conv', the first entry is the width of the
         dense layer between the convolutions and the latent code.
@@ -112,7 +105,8 @@ class DeltaVAE(
     spread : {'gaussian', 'laplace'}, BaseSpread instance or None, default='gaussian'
         Spread kernel k; None gives the standard VAE baseline.
     spread_scale : float or 'auto', default='auto'
-        Standard deviation (Gaussian) or scale b (Laplace) of the spread.
+        Standard deviation (Gaussian) or scale b (Laplace) of the spread, in
+        the data's units.
         'auto': half the root-mean-square standard deviation of the features
         for the Gaussian, the Laplace scale of the same variance otherwise.
     noise_variance : float or 'auto', default='auto'
@@ -167,11 +161,17 @@ class DeltaVAE(
         The fitted networks and spread (a ``DeltaVAEModule``): ``encoder``,
         ``decoder`` (the generator g) and ``spread``.
     spread_ : BaseSpread or None
-        The resolved fixed part of the spread kernel.
-    spread_scale_ : float
-        Resolved spread scale.
+        The resolved fixed part of the spread kernel, in the data's units
+        (None for the VAE baseline, ``spread=None``).
+    spread_scale_ : float or None
+        Its scale (None for the VAE baseline).
     noise_variance_ : float
         Observation noise variance of the model (0 with a spread).
+    mean_ : ndarray of shape (n_features,)
+        Per-feature mean of the training data, removed before the networks.
+    data_scale_ : float
+        Root-mean-square standard deviation of the training features; the
+        networks see ``(X - mean_) / data_scale_`` (see Notes).
     device_ : str
         Device the model lives on.
     history_ : list of dict
@@ -232,13 +232,26 @@ class DeltaVAE(
     ``spread_learning_rate`` the learned spread moves slowly: tens of epochs
     are a short budget for it.
 
+    The networks see standardised data, (x - mean_) / data_scale_, and the
+    spread kernel's scale is divided by ``data_scale_`` to match; outputs go
+    back to the data's units (samples times ``data_scale_`` plus ``mean_``,
+    log-densities minus D log ``data_scale_``). So a fit on c X is the fit on
+    X scaled: one learning rate and one architecture serve data in any units.
+
+    A loss that becomes non-finite stops training with a
+    ``FloatingPointError``; the estimator keeps the state of the last finite
+    epoch. Any other error raised by ``fit`` leaves the estimator as it was
+    before the call. Ctrl-C (KeyboardInterrupt) during training is not an
+    error: training ends after the current step with a warning, keeping the
+    parameters reached (``n_iter_`` counts the complete epochs).
+
     ``score_samples`` averages the bound over a few spread copies of each row
     drawn with common random numbers (the same noise for every row, seeded at
     fit time), so it is deterministic and a row's score does not depend on
     the other rows.
 
-    Pickling moves the tensors through the CPU; a model trained on CUDA loads
-    on a machine without CUDA (on the CPU, with a warning).
+    Pickling moves the tensors through the CPU; a model trained on a GPU
+    loads on a machine without one (on the CPU, with a warning).
 
     References
     ----------
@@ -264,7 +277,7 @@ class DeltaVAE(
     _parameter_constraints: dict = {
         "n_components": [Interval(Integral, 1, None, closed="left")],
         "architecture": [StrOptions({"mlp", "conv", "linear"})],
-        "hidden_layer_sizes": ["array-like"],
+        "hidden_layer_sizes": [_PositiveIntegers()],
         "image_shape": [tuple, None],
         "spread": [StrOptions({"gaussian", "laplace"}), BaseSpread, None],
         "spread_scale": [Interval(Real, 0, None, closed="neither"), StrOptions({"auto"})],
@@ -326,7 +339,6 @@ class DeltaVAE(
         self.verbose = verbose
         self.warm_start = warm_start
 
-    @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):
         """Fit the model to ``X`` for ``n_epochs`` passes.
 
@@ -341,11 +353,15 @@ class DeltaVAE(
         -------
         self : DeltaVAE
             The fitted estimator.
-        """
-        keep = self.warm_start and hasattr(self, "module_")
-        return self._fit(X, self.n_epochs, keep)
 
-    @_fit_context(prefer_skip_nested_validation=True)
+        Raises
+        ------
+        FloatingPointError
+            If the loss becomes non-finite; the estimator keeps the state of
+            the last finite epoch.
+        """
+        return self._fit_and_report(X, self.n_epochs, partial=False)
+
     def partial_fit(self, X, y=None):
         """One pass over ``X``, continuing from the current state.
 
@@ -361,52 +377,93 @@ class DeltaVAE(
         self : DeltaVAE
             The updated estimator.
         """
-        return self._fit(X, 1, hasattr(self, "module_"))
+        return self._fit_and_report(X, 1, partial=True)
 
-    def _fit(self, X, n_epochs, keep):
+    def _fit_and_report(self, X, n_epochs, partial):
+        # A non-finite loss ends the fit with the last finite epoch's state;
+        # the error is raised outside the atomic section, which would
+        # otherwise return the estimator to its state before the fit.
+        diverged = self._fit_atomically(X, n_epochs, partial)
+        if diverged is not None:
+            raise FloatingPointError(
+                f"{diverged} Training stopped; the model keeps the state of the last "
+                f"finite epoch ({self.n_iter_} epoch(s) in history_). Lower "
+                f"learning_rate (now {self.learning_rate!r}) or batch the data "
+                "differently; inputs are standardised inside the estimator, so "
+                "their units are not the cause."
+            ) from diverged
+        return self
+
+    @atomic_fit
+    @_fit_context(prefer_skip_nested_validation=True)
+    def _fit_atomically(self, X, n_epochs, partial):
+        keep = hasattr(self, "module_") and (partial or self.warm_start)
         X = validate_data(self, X, reset=not keep, dtype=[np.float64, np.float32])
-        torch = _import_torch()
+        torch = import_torch()
         if keep:
             self._trainer.set_learning_rates(self.learning_rate, self._spread_learning_rate())
             self._trainer.batch_size = self.batch_size
+            # Training changes the networks in place: keep their state to
+            # put back if the fit raises (the rest of the estimator is
+            # restored by atomic_fit).
+            saved = self._trainer.state_dict()
         else:
             self._initialise(X)
-        data = torch.tensor(X, dtype=torch.float32, device=self._trainer.device)
-        self.history_.extend(self._trainer.fit(data, n_epochs, self.verbose))
+        data = torch.tensor(
+            self._standardise(X), dtype=torch.float32, device=self._trainer.device
+        )
+        try:
+            self._trainer.fit(data, n_epochs, self.verbose, on_epoch=self._end_epoch)
+        except FloatingPointError as error:
+            return error
+        except BaseException:
+            if keep:
+                self._trainer.load_state_dict(saved)
+            raise
+        return None
+
+    def _end_epoch(self, entry):
+        """Record an epoch (its loss in the data's units); True stops training."""
+        entry = dict(entry, loss=entry["loss"] + self._log_scale_offset())
+        self.history_ = [*self.history_, entry]
         self.n_iter_ = len(self.history_)
-        return self
+        return False
+
+    def _log_scale_offset(self):
+        """D log(data_scale_): log-densities in the data's units minus standardised ones."""
+        return self.n_features_in_ * math.log(self.data_scale_)
+
+    def _standardise(self, X):
+        return (np.asarray(X, dtype=np.float64) - self.mean_) / self.data_scale_
+
+    def _auto_spread_std(self, X):
+        """Half the root-mean-square standard deviation of the features."""
+        return 0.5 * _data_scale(X)
 
     def _spread_learning_rate(self):
         if self.spread_learning_rate is None:
             return self.learning_rate / 10
         return self.spread_learning_rate
 
-    def _resolve_spread_parameters(self, X):
-        auto_std = _auto_scale(X)
-        if self.spread is None:
+    def _resolve_model_noise(self, X):
+        """The spread kernel (or None) and the model noise variance, in data units."""
+        kernel = self._resolve_spread(X, self.noise_variance)
+        if kernel is None:
             if self.learn_spread is not None:
                 raise ValueError(
                     f"learn_spread={self.learn_spread!r} needs a spread; got spread=None."
                 )
-            if self.noise_variance == "auto":
-                std = auto_std if self.spread_scale == "auto" else self.spread_scale
-                noise_variance = float(std) ** 2
-            else:
-                noise_variance = float(self.noise_variance)
-            resolve_spread(None, None, noise_variance)
-            scale = math.sqrt(noise_variance)
-            return None, scale, noise_variance
-        if self.noise_variance not in ("auto", 0):
+            if self.noise_variance != "auto":
+                return None, float(self.noise_variance)
+            if self.spread_scale == "auto":
+                return None, self._auto_spread_std(X) ** 2
+            return None, float(self.spread_scale) ** 2
+        if self.noise_variance != "auto" and not _is_zero_scalar(self.noise_variance):
             raise ValueError(
                 "With a spread the delta-VAE's generator is deterministic: "
                 f"noise_variance must be 0 or 'auto', got {self.noise_variance!r}. "
                 "Use spread=None for a VAE with observation noise."
             )
-        if self.spread_scale == "auto":
-            scale = auto_std if self.spread == "gaussian" else auto_std / math.sqrt(2)
-        else:
-            scale = float(self.spread_scale)
-        kernel = resolve_spread(self.spread, scale, 0.0)
         if self.learn_spread == "covariance":
             if not isinstance(kernel, GaussianSpread):
                 raise ValueError(
@@ -417,65 +474,49 @@ class DeltaVAE(
                 raise ValueError(
                     f"spread_rank={self.spread_rank} exceeds n_features={X.shape[1]}."
                 )
-        return kernel, kernel.scale, 0.0
+        return kernel, 0.0
 
-    def _build_networks(self, n_features):
-        from . import _networks
-
-        hidden = tuple(int(width) for width in np.atleast_1d(self.hidden_layer_sizes))
-        if any(width < 1 for width in hidden):
-            raise ValueError(
-                f"hidden_layer_sizes must be positive integers, got {self.hidden_layer_sizes!r}."
-            )
-        if self.architecture == "linear":
-            hidden = ()
-        if self.architecture != "conv":
-            return (
-                _networks.make_mlp_encoder(n_features, hidden, self.n_components),
-                _networks.make_mlp_decoder(self.n_components, hidden, n_features),
-            )
-        image_shape = self.image_shape
-        if (
-            image_shape is None
-            or len(image_shape) not in (2, 3)
-            or math.prod(image_shape) != n_features
-            or image_shape[-1] % 4
-            or image_shape[-2] % 4
-        ):
-            raise ValueError(
-                "architecture='conv' needs image_shape=(height, width) or "
-                "(channels, height, width) whose product is n_features="
-                f"{n_features} and whose height and width divide by 4; "
-                f"got image_shape={image_shape!r}."
-            )
-        width = hidden[0] if hidden else 256
-        return (
-            _networks.make_conv_encoder(image_shape, self.n_components, width),
-            _networks.ConvDecoder(self.n_components, image_shape, width),
-        )
+    def _standardised_kernel(self, kernel):
+        """The kernel in the units of the standardised data (scale / data_scale_)."""
+        standardised = copy.copy(kernel)
+        standardised.scale = kernel.scale / self.data_scale_
+        return standardised
 
     def _initialise(self, X):
-        torch = _import_torch()
+        torch = import_torch()
         from ._model import DeltaVAEModule
-        from ._networks import ResidualMap
-        from ._spread import SpreadModule
+        from ._networks import ResidualMap, build_networks
+        from ._spread import SpreadModule, check_torch_kernel
         from ._trainer import Trainer
 
-        device = _resolve_device(self.device)
-        kernel, self.spread_scale_, self.noise_variance_ = self._resolve_spread_parameters(X)
-        self.spread_ = kernel
-        init_seed, train_seed, self._score_seed = check_random_state(
-            self.random_state
-        ).randint(np.iinfo(np.int32).max, size=3)
+        device = resolve_device(self.device)
+        kernel, self.noise_variance_ = self._resolve_model_noise(X)
+        self._store_spread(kernel)
+        self.mean_ = np.mean(X, axis=0, dtype=np.float64)
+        self.data_scale_ = _data_scale(X)
         n_features = X.shape[1]
+        if kernel is not None:
+            kernel = self._standardised_kernel(kernel)
+            check_torch_kernel(kernel, n_features, self.objective)
+        rng = check_random_state(self.random_state)
+        init_seed, train_seed = rng.randint(np.iinfo(np.int32).max, size=2)
+        self._set_evaluation_seed(rng)
         # Initialise on the CPU from a private seed: the same weights on every
         # device, and the caller's global torch random state is left alone.
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(int(init_seed))
-            encoder, decoder = self._build_networks(n_features)
+            encoder, decoder = build_networks(
+                self.architecture,
+                self.hidden_layer_sizes,
+                self.image_shape,
+                n_features,
+                self.n_components,
+            )
             if kernel is None:
                 spread_module = None
-                observation = GaussianSpread(math.sqrt(self.noise_variance_))
+                observation = GaussianSpread(
+                    math.sqrt(self.noise_variance_) / self.data_scale_
+                )
             else:
                 observation = None
                 mean_map = (
@@ -499,6 +540,7 @@ class DeltaVAE(
             seed=int(train_seed),
         )
         self.history_ = []
+        self.n_iter_ = 0
 
     def _evaluation_module(self):
         """A float64 copy of the model for transform, score and generation.
@@ -511,7 +553,7 @@ class DeltaVAE(
 
     def _batched(self, X, function):
         """Apply ``function`` to float64 row batches of ``X`` without gradients."""
-        torch = _import_torch()
+        torch = import_torch()
         outputs = []
         with torch.no_grad():
             for begin in range(0, max(len(X), 1), 4096):
@@ -542,7 +584,7 @@ class DeltaVAE(
             Y = batch if module.spread is None else module.spread.centre(batch)
             return module.encoder(Y)[0]
 
-        return self._batched(X, encode)
+        return self._batched(self._standardise(X), encode)
 
     def inverse_transform(self, X):
         """Generate from latent codes: the deterministic generator g(z).
@@ -558,13 +600,9 @@ class DeltaVAE(
             Generator outputs.
         """
         check_is_fitted(self)
-        Z = check_array(X, dtype=[np.float64, np.float32])
-        if Z.shape[1] != self.n_components:
-            raise ValueError(
-                f"X has {Z.shape[1]} columns, but inverse_transform expects "
-                f"n_components={self.n_components} latent coordinates."
-            )
-        return self._batched(Z, self._evaluation_module().decoder)
+        Z = self._validate_latent(X)
+        generated = self._batched(Z, self._evaluation_module().decoder)
+        return generated * self.data_scale_ + self.mean_
 
     def sample(self, n_samples=1, random_state=None):
         """Draw samples g(z), z ~ N(0, I), from the deterministic generator.
@@ -572,7 +610,7 @@ class DeltaVAE(
         Parameters
         ----------
         n_samples : int, default=1
-            Number of samples.
+            Number of samples, a positive int.
         random_state : int, RandomState instance or None, default=None
             Seed or generator of the latent draws.
 
@@ -582,8 +620,9 @@ class DeltaVAE(
             Samples (without spread noise).
         """
         check_is_fitted(self)
+        n_samples = check_n_samples(n_samples)
         rng = check_random_state(random_state)
-        return self.inverse_transform(rng.standard_normal((int(n_samples), self.n_components)))
+        return self.inverse_transform(rng.standard_normal((n_samples, self._n_features_out)))
 
     def score_samples(self, X):
         """Spread log-likelihood bound of each sample.
@@ -604,9 +643,9 @@ class DeltaVAE(
         """
         check_is_fitted(self)
         X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
-        torch = _import_torch()
+        torch = import_torch()
         module = self._evaluation_module()
-        generator = torch.Generator(device=self.device_).manual_seed(int(self._score_seed))
+        generator = torch.Generator(device=self.device_).manual_seed(self._evaluation_seed)
         with torch.no_grad():
             spread_noise = None
             if module.spread is not None:
@@ -614,18 +653,22 @@ class DeltaVAE(
                     (_N_SCORE_SPREAD_COPIES, self.n_features_in_), generator
                 )
             latent_noise = torch.randn(
-                (self.n_importance_samples, self.n_components),
+                (self.n_importance_samples, self._n_features_out),
                 generator=generator,
                 device=self.device_,
                 dtype=torch.float64,
             )
-        return self._batched(
-            X, lambda batch: module.log_likelihood_bound(batch, spread_noise, latent_noise)
+        bound = self._batched(
+            self._standardise(X),
+            lambda batch: module.log_likelihood_bound(batch, spread_noise, latent_noise),
         )
-
+        return bound - self._log_scale_offset()
 
     @property
     def _n_features_out(self):
+        # Raises NotFittedError (an AttributeError) before fit, so that
+        # get_feature_names_out does too.
+        check_is_fitted(self)
         return self.n_components
 
     def __sklearn_tags__(self):
@@ -637,30 +680,18 @@ class DeltaVAE(
         # A copy: object.__getstate__ returns the instance's own __dict__.
         state = dict(super().__getstate__())
         if "module_" in state:
-            torch = _import_torch()
-            buffer = io.BytesIO()
             # One payload, so the trainer's optimisers keep pointing at the
             # module's parameters after loading.
-            torch.save({"module": state.pop("module_"), "trainer": state.pop("_trainer")}, buffer)
-            state["_torch_payload"] = buffer.getvalue()
+            state["_torch_payload"] = dumps(
+                {"module": state.pop("module_"), "trainer": state.pop("_trainer")}
+            )
         return state
 
     def __setstate__(self, state):
         payload = state.pop("_torch_payload", None)
         if payload is not None:
-            torch = _import_torch()
-            device = torch.device(state["device_"])
-            if device.type == "cuda" and not torch.cuda.is_available():
-                warnings.warn(
-                    f"This DeltaVAE was trained on {state['device_']!r}, which is not "
-                    "available here; it is loaded on the CPU.",
-                    UserWarning,
-                    stacklevel=2,
-                )
-                device = torch.device("cpu")
-            loaded = torch.load(io.BytesIO(payload), map_location=device, weights_only=False)
+            loaded, device = loads(payload, state["device_"], owner="This DeltaVAE")
             state["module_"] = loaded["module"]
-            state["_trainer"] = loaded["trainer"]
-            state["_trainer"].device = device
+            state["_trainer"] = loaded["trainer"].to(device)
             state["device_"] = str(device)
         super().__setstate__(state)

@@ -69,7 +69,7 @@ class DeltaVAEModule(nn.Module):
         """Training objective per row; the encoder sees a fresh spread sample y.
 
         'exact': the negative spread ELBO of y, an unbiased estimate of
-        -E_y ELBO(y). 'low_variance' (the authors' code, spec section 5):
+        -E_y ELBO(y). 'low_variance' (the authors' code, paper section 4.2):
         the decoder term is the closed-form expectation over a spread sample
         around f(x), independent of the y the encoder saw. That is not the
         same objective: for the Gaussian, ||y - m||^2 = ||y_bar - m||^2

@@ -166,3 +166,47 @@ class ResidualMap(nn.Module):
     def forward(self, X):
         gain = self.lipschitz_coefficient * torch.sigmoid(self.gain_logit)
         return X + gain * self.residual(X)
+
+
+def build_networks(architecture, hidden_layer_sizes, image_shape, n_features, n_components):
+    """Encoder and generator of one of the built-in architectures.
+
+    Parameters
+    ----------
+    architecture : {'mlp', 'conv', 'linear'}
+    hidden_layer_sizes : tuple of int
+    image_shape : tuple of int or None
+        Needed by 'conv': its product is ``n_features`` and its height and
+        width divide by 4.
+    n_features, n_components : int
+
+    Returns
+    -------
+    encoder, generator : nn.Module
+    """
+    hidden = tuple(int(width) for width in hidden_layer_sizes)
+    if architecture == "linear":
+        hidden = ()
+    if architecture != "conv":
+        return (
+            make_mlp_encoder(n_features, hidden, n_components),
+            make_mlp_decoder(n_components, hidden, n_features),
+        )
+    if (
+        image_shape is None
+        or len(image_shape) not in (2, 3)
+        or math.prod(image_shape) != n_features
+        or image_shape[-1] % 4
+        or image_shape[-2] % 4
+    ):
+        raise ValueError(
+            "architecture='conv' needs image_shape=(height, width) or "
+            "(channels, height, width) whose product is n_features="
+            f"{n_features} and whose height and width divide by 4; "
+            f"got image_shape={image_shape!r}."
+        )
+    width = hidden[0] if hidden else 256
+    return (
+        make_conv_encoder(image_shape, n_components, width),
+        ConvDecoder(n_components, image_shape, width),
+    )

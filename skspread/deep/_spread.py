@@ -1,10 +1,11 @@
 """The spread p(y|x) = k(y - f(x)) as a torch module, fixed or learned.
 
-The formulas are those of :mod:`skspread.spread` (they accept tensors):
-this module only adds what training needs on top of them, namely drawing
-noise from a ``torch.Generator`` on the training device and holding the
-learnable parameters psi of the spread (the low-rank covariance factor U,
-or the residual network of the mean transformation f).
+The formulas are those of :mod:`skspread.spread` (they accept tensors)
+and the kernel draws its own torch noise (:meth:`BaseSpread.torch_noise`).
+This module only adds what training needs on top of them: the training
+device and dtype of the noise, and the learnable parameters psi of the
+spread (the low-rank covariance factor U, or the residual network of the
+mean transformation f).
 """
 
 import math
@@ -12,22 +13,7 @@ import math
 import torch
 from torch import nn
 
-from ..spread import GaussianSpread, LaplaceSpread, lowrank_gaussian_log_prob
-
-
-def laplace_noise(shape, scale, generator, device, dtype=None):
-    """Laplace(0, scale) noise by the inverse distribution function.
-
-    With u uniform on [0, 1), the sign is that of u - 1/2 and the magnitude
-    -scale log(1 - 2 |u - 1/2|) is exponential. One uniform draw per value:
-    on the CPU the random draws are the cost of a spread step.
-    """
-    uniform = torch.rand(shape, generator=generator, device=device, dtype=dtype)
-    centred = uniform.sub_(0.5)
-    sign = torch.sign(centred)
-    # u = 0 gives |u - 1/2| = 1/2 and log(0); the largest float below 1 stands in.
-    magnitude = centred.abs_().mul_(2.0).clamp_(max=1.0 - torch.finfo(centred.dtype).eps)
-    return magnitude.neg_().log1p_().mul_(-scale).mul_(sign)
+from ..spread import GaussianSpread, lowrank_gaussian_log_prob
 
 
 class SpreadModule(nn.Module):
@@ -35,8 +21,9 @@ class SpreadModule(nn.Module):
 
     Parameters
     ----------
-    kernel : GaussianSpread or LaplaceSpread
-        The stationary kernel k (its scale is fixed).
+    kernel : BaseSpread
+        The stationary kernel k (its scale is fixed); it draws the noise
+        (:meth:`~skspread.spread.BaseSpread.torch_noise`).
     n_features : int
         Dimension D of the data.
     rank : int or None, default=None
@@ -65,10 +52,6 @@ class SpreadModule(nn.Module):
             self.raw_factor = nn.Parameter(torch.randn(n_features, rank))
             self.factor_norm = kernel.scale * math.sqrt(rank)
 
-    @property
-    def learnable(self):
-        return self.raw_factor is not None or self.mean_map is not None
-
     def factor(self):
         """Low-rank factor U, rescaled to its fixed Frobenius norm."""
         return self.raw_factor * (self.factor_norm / torch.linalg.norm(self.raw_factor))
@@ -80,11 +63,7 @@ class SpreadModule(nn.Module):
     def noise(self, shape, generator):
         """Draw e ~ k of the given shape (..., D) on the module's device."""
         device, dtype = self.device_anchor.device, self.device_anchor.dtype
-        if isinstance(self.kernel, LaplaceSpread):
-            return laplace_noise(shape, self.kernel.scale, generator, device, dtype)
-        noise = self.kernel.scale * torch.randn(
-            shape, generator=generator, device=device, dtype=dtype
-        )
+        noise = self.kernel.torch_noise(shape, generator, device=device, dtype=dtype)
         if self.raw_factor is not None:
             coefficients = torch.randn(
                 (*shape[:-1], self.raw_factor.shape[1]),
@@ -127,3 +106,44 @@ class SpreadModule(nn.Module):
         return lowrank_gaussian_log_prob(zero, self.kernel.scale, self.factor())[0] - (
             0.5 * self.n_features
         )
+
+
+def check_torch_kernel(kernel, n_features, objective="exact"):
+    """Refuse a kernel that cannot train a deep model, saying what to implement.
+
+    A kernel trains a deep model if it draws torch noise
+    (:meth:`~skspread.spread.BaseSpread.torch_noise`) and its log-density
+    (and, for ``objective='low_variance'``, its expected log-density)
+    computes on tensors. Both are tried on two rows of float64 noise.
+    """
+    name = type(kernel).__name__
+    shape = (2, n_features)
+    try:
+        noise = kernel.torch_noise(shape, torch.Generator().manual_seed(0), dtype=torch.float64)
+    except NotImplementedError as error:
+        raise TypeError(str(error)) from error
+    if not isinstance(noise, torch.Tensor) or tuple(noise.shape) != shape:
+        raise TypeError(
+            f"{name}.torch_noise(shape, generator, device, dtype) must return a torch "
+            f"tensor of the given shape; for shape={shape} it returned "
+            f"{type(noise).__name__} of shape {tuple(getattr(noise, 'shape', ()))}."
+        )
+    methods = [("log_prob", "_log_density")]
+    if objective == "low_variance":
+        methods.append(("expected_log_prob", "_expected_log_density"))
+    for method, hook in methods:
+        try:
+            value = getattr(kernel, method)(noise, torch.zeros_like(noise))
+            works = isinstance(value, torch.Tensor) and tuple(value.shape) == shape[:1]
+        except (TypeError, AttributeError, NotImplementedError, RuntimeError) as error:
+            raise TypeError(
+                f"{name}.{hook} must compute on torch tensors (use the tensor's own "
+                f"functions, e.g. torch.abs, or x.abs()) to train a deep model; "
+                f"{method} on a tensor raised {type(error).__name__}: {error}"
+            ) from error
+        if not works:
+            raise TypeError(
+                f"{name}.{hook} must return a torch tensor of the shape of its input "
+                f"to train a deep model; {method} on a tensor of shape {shape} "
+                f"returned {type(value).__name__}."
+            )

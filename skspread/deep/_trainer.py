@@ -8,11 +8,15 @@ gradients come from one evaluation of the loss (simultaneous gradient
 descent-ascent), so a spread step costs no extra pass through the networks.
 """
 
+import copy
+import math
 import time
 import warnings
 
 import torch
 from tqdm.auto import tqdm
+
+from ._device import make_generator, restore_generator
 
 
 class Trainer:
@@ -62,7 +66,7 @@ class Trainer:
             if spread_parameters
             else None
         )
-        self.generator = torch.Generator(device=device).manual_seed(seed)
+        self.generator = make_generator(device, seed)
         self.n_epochs_done = 0
 
     def set_learning_rates(self, learning_rate, spread_learning_rate):
@@ -107,8 +111,37 @@ class Trainer:
         self.model_optimizer.step()
         return loss.item()
 
+    def state_dict(self):
+        """A copy of everything training changes: weights, optimisers, generator.
+
+        :meth:`load_state_dict` returns the trainer (and its model) to it, so a
+        failed epoch can be undone and the best epoch restored.
+        """
+        state = {
+            "model": self.model.state_dict(),
+            "model_optimizer": self.model_optimizer.state_dict(),
+            "generator": self.generator.get_state(),
+            "n_epochs_done": self.n_epochs_done,
+        }
+        if self.spread_optimizer is not None:
+            state["spread_optimizer"] = self.spread_optimizer.state_dict()
+        return copy.deepcopy(state)
+
+    def load_state_dict(self, state):
+        """Return to a state from :meth:`state_dict` (the state is not consumed)."""
+        state = copy.deepcopy(state)
+        self.model.load_state_dict(state["model"])
+        self.model_optimizer.load_state_dict(state["model_optimizer"])
+        if self.spread_optimizer is not None:
+            self.spread_optimizer.load_state_dict(state["spread_optimizer"])
+        self.generator.set_state(state["generator"])
+        self.n_epochs_done = state["n_epochs_done"]
+
     def train_epoch(self, X, progress=None):
-        """One pass over ``X`` (a tensor on the device); returns its history entry."""
+        """One pass over ``X`` (a tensor on the device); returns its history entry.
+
+        Raises FloatingPointError as soon as a batch's loss is not finite.
+        """
         self.model.train()
         start = time.perf_counter()
         n_samples = X.shape[0]
@@ -125,6 +158,11 @@ class Trainer:
                 divergences.append(divergence)
             else:
                 loss = self._model_step(batch)
+            if not math.isfinite(loss):
+                raise FloatingPointError(
+                    f"The training loss became {loss} in epoch {self.n_epochs_done + 1} "
+                    f"(batch {index + 1})."
+                )
             loss_sum += loss * batch.shape[0]
             if progress is not None:
                 progress.update(batch.shape[0])
@@ -140,10 +178,28 @@ class Trainer:
             entry["spread_divergence"] = sum(divergences) / len(divergences)
         return entry
 
-    def fit(self, X, n_epochs, verbose=0):
+    def fit(self, X, n_epochs, verbose=0, on_epoch=None):
         """Train for ``n_epochs`` passes; Ctrl-C stops after the current step.
 
-        Returns the history entries of the completed epochs.
+        Parameters
+        ----------
+        X : tensor of shape (n_samples, n_features), on the device
+        n_epochs : int
+        verbose : int, default=0
+        on_epoch : callable or None, default=None
+            Called with each epoch's history entry; returning True stops.
+
+        Returns
+        -------
+        entries : list of dict
+            The history entries of the completed epochs.
+
+        Raises
+        ------
+        FloatingPointError
+            When a loss is not finite; the trainer and its model are first
+            returned to their state at the start of that epoch, the end of
+            the last finite one.
         """
         entries = []
         progress = None
@@ -156,12 +212,20 @@ class Trainer:
                         leave=verbose > 1,
                         unit="sample",
                     )
-                entry = self.train_epoch(X, progress)
+                start_of_epoch = self.state_dict()
+                try:
+                    entry = self.train_epoch(X, progress)
+                except FloatingPointError:
+                    self.load_state_dict(start_of_epoch)
+                    self.model.eval()
+                    raise
                 entries.append(entry)
                 if progress is not None:
                     progress.set_postfix(loss=f"{entry['loss']:.4g}")
                     progress.close()
                     progress = None
+                if on_epoch is not None and on_epoch(entry):
+                    break
         except KeyboardInterrupt:
             self.model.eval()
             warnings.warn(
@@ -176,22 +240,21 @@ class Trainer:
         return entries
 
     def __getstate__(self):
-        # A torch.Generator does not pickle: keep its state and device.
+        # A torch.Generator does not pickle: keep its state, and rebuild the
+        # generator on the device the model is loaded on (see ``to``).
         state = self.__dict__.copy()
-        generator = state.pop("generator")
-        state["generator_state"] = generator.get_state()
+        state["generator"] = None
+        state["generator_state"] = self.generator.get_state()
         return state
 
     def __setstate__(self, state):
-        generator_state = state.pop("generator_state")
         self.__dict__.update(state)
-        if self.device.type == "cuda" and not torch.cuda.is_available():
-            # The estimator maps the tensors to the CPU in this case.
-            self.device = torch.device("cpu")
-        self.generator = torch.Generator(device=self.device)
-        try:
-            self.generator.set_state(generator_state)
-        except RuntimeError:
-            # The state of a CUDA generator does not fit a CPU one (and
-            # back): continue from a seed derived from the original one.
-            self.generator.manual_seed(self.seed + self.n_epochs_done)
+
+    def to(self, device):
+        """Continue on ``device`` (after loading): the generator follows."""
+        state = self.__dict__.pop("generator_state", None)
+        if state is None:
+            state = self.generator.get_state()
+        self.device = device
+        self.generator = restore_generator(state, device, self.seed + self.n_epochs_done)
+        return self
