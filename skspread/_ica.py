@@ -3,12 +3,8 @@
 import math
 import warnings
 from numbers import Integral, Real
-from typing import NamedTuple
 
 import numpy as np
-from scipy.linalg import cho_factor, cho_solve, cholesky, solve_triangular
-from scipy.special import ndtri
-from scipy.stats import qmc
 from sklearn.base import (
     BaseEstimator,
     ClassNamePrefixFeaturesOutMixin,
@@ -22,7 +18,9 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._base import SpreadScoreMixin
-from ._sources import _LAPLACE_SCALE, sample_sources, source_log_density
+from ._ica_sampling import _draw_sets, _importance_posterior, _Proposal, _standard_normal_draws
+from ._sources import sample_sources
+from ._squarem import relative_change, squarem
 from ._validation import resolve_spread
 from .spread import BaseSpread, GaussianSpread
 
@@ -40,22 +38,16 @@ def _auto_spread_scale(X, n_components, noise_variance, init):
     """The spread 'auto' picks for a start: small to refine, the paper's to travel.
 
     From a start that EM must move far from (PCA, random, a given array),
-    the paper's rule sigma = max(0.001, 2.5 sqrt(mean(A A^T))), the data
-    covariance standing in for A A^T + gamma^2 I, keeps EM out of the
-    freezing of the deterministic limit. It is capped so that
-    tau^2 = sigma^2 + gamma^2 <= lambda_K(A^T A) (the K-th eigenvalue of the
-    data covariance minus gamma^2 standing in), which keeps the importance
+    the paper's rule sigma = 2.5 sqrt(mean(A A^T)), the data covariance
+    standing in for A A^T + gamma^2 I, keeps EM out of the freezing of the
+    deterministic limit (paper eq 43-45). It is capped so that
+    tau^2 = sigma^2 + gamma^2 <= lambda_K(A^T A) (the K-th eigenvalue of
+    the data covariance minus gamma^2 standing in), which keeps the
     proposal's likelihood factor V = tau^2 (A^T A)^-1 no wider than the
-    unit-variance source prior: for square or ill-conditioned mixings the
-    paper's rule left the single-Gaussian proposal of the spec a handful of
-    effective draws and the fit drifted away (the mixture proposal that
-    replaced it bounds the weights, but a wide V still spends half of the
-    draws where the posterior is not).
-
-    From FastICA's consistent start EM only refines, and the spread costs
-    statistical efficiency that grows with sigma. There
-    sigma^2 = 0.02 (lambda_K - gamma^2): the spread adds at most 2% of the
-    weakest source's variance to its posterior.
+    unit-variance source prior. From FastICA's consistent start EM only
+    refines, and the spread costs statistical efficiency that grows with
+    sigma: there sigma^2 = 0.02 (lambda_K - gamma^2), at most 2% of the
+    weakest source's variance added to its posterior.
     """
     covariance = np.atleast_2d(np.cov(X, rowvar=False))
     smallest_signal = np.linalg.eigvalsh(covariance)[-n_components] - noise_variance
@@ -64,292 +56,6 @@ def _auto_spread_scale(X, n_components, noise_variance, init):
     paper_rule = 2.5 * math.sqrt(max(float(np.mean(covariance)), 0.0))
     proposal_cap = math.sqrt(max(smallest_signal - noise_variance, 0.0))
     return max(0.001, min(paper_rule, proposal_cap))
-
-
-# Share of the importance draws taken from the likelihood factor N(m(y), V);
-# the others come from the Gaussian-source posterior (see _Proposal).
-_LIKELIHOOD_DRAW_SHARE = 0.5
-
-# EM rows per independent set of importance draws, and the most sets (see _draw_sets).
-_ROWS_PER_DRAW_SET = 256
-_MAX_DRAW_SETS = 64
-
-# Below float32's exp overflow (88.7) and where log1p(exp(u)) = u to float32 precision.
-_EXP_SAFE = 80.0
-
-
-class _Proposal:
-    """A defensive mixture proposal for p(z | y), proportional to N(z | m(y), V) prod_k p(z_k).
-
-    With tau^2 the total observation variance, m(y) = (A^T A)^-1 A^T y and
-    V = tau^2 (A^T A)^-1 (spec section 4). The spec's proposal, the
-    likelihood factor N(m(y), V), serves while V is narrow next to the
-    unit-variance prior; where A has a small singular value it is many
-    times wider than the prior and few draws land where the posterior is.
-    The Gaussian-source posterior N(R m(y), W), W = (V^-1 + I)^-1,
-    R = W V^-1 = I - W, is never wider than the prior, but alone its
-    weights are unbounded, the Laplace prior having heavier tails. A fixed
-    share alpha of the draws comes from the first component and the rest
-    from the second, and each draw is weighted against the mixture density
-    (defensive importance sampling with the balance heuristic):
-    w = prod_k p(z_k) / (alpha + (1 - alpha) N(z | R m, W) / N(z | m, V)),
-    which is at most prod_k p(z_k) / alpha.
-
-    ``cholesky`` and ``narrow_cholesky`` are the lower factors L of V and
-    L_W of W: the draws are z = m(y) + L eps and z = R m(y) + L_W eps.
-    """
-
-    def __init__(self, mixing, total_variance):
-        gram = mixing.T @ mixing
-        identity = np.eye(gram.shape[0])
-        gram_factor = cho_factor(gram, lower=True)
-        self.mixing = mixing
-        self.total_variance = total_variance
-        self.projector = cho_solve(gram_factor, mixing.T).T
-        gram_inverse = cho_solve(gram_factor, identity)
-        self.cholesky = cholesky(total_variance * gram_inverse, lower=True)
-        self.log_det_gram = 2.0 * float(np.sum(np.log(np.diag(gram_factor[0]))))
-        narrow = np.linalg.inv(gram / total_variance + identity)
-        narrow = 0.5 * (narrow + narrow.T)
-        self.narrow_cholesky = cholesky(narrow, lower=True)
-        self.narrow_mean_map = identity - narrow
-        # Each component's draws, standardised by the other component:
-        # L_W^-1 (m + L eps - R m) and L^-1 (R m + L_W eps - m).
-        self.wide_in_narrow = solve_triangular(self.narrow_cholesky, self.cholesky, lower=True)
-        self.narrow_in_wide = solve_triangular(self.cholesky, self.narrow_cholesky, lower=True)
-        self.wide_shift_in_narrow = solve_triangular(self.narrow_cholesky, narrow, lower=True)
-        self.narrow_shift_in_wide = -solve_triangular(self.cholesky, narrow, lower=True)
-        self.log_det_ratio = float(
-            np.sum(np.log(np.diag(self.cholesky)))
-            - np.sum(np.log(np.diag(self.narrow_cholesky)))
-        )
-
-    def log_normaliser(self, Y, means):
-        """log c(y): the part of log p(y) that does not depend on the sources."""
-        n_features, n_components = self.mixing.shape
-        residual = Y - means @ self.mixing.T
-        return (
-            -0.5 * (n_features - n_components) * math.log(2 * math.pi * self.total_variance)
-            - 0.5 * self.log_det_gram
-            - 0.5 * np.einsum("ij,ij->i", residual, residual) / self.total_variance
-        )
-
-    def components(self, means, eps, dtype):
-        """The mixture's components for the rows whose m(y) are ``means``.
-
-        The first share of ``eps`` feeds N(m, V), the rest N(R m, W). Each
-        component's draws, z = bases[n] + factor @ eps_s, have the mixture's
-        log density ratio log(N(z | R m, W) / N(z | m, V)) + log((1 - alpha) / alpha)
-        = ratio_rows[n] @ ratio_draws_t[:, s] + ratio_row_term[n] + ratio_draw_term[s]:
-        with |u|^2 the squared standard distance in the draws' own component
-        (|eps_s|^2) and |v|^2 = |c_n + G eps_s|^2 that in the other one,
-        the ratio is +-(|u|^2 - |v|^2) / 2 plus constants, expanded so that
-        a block of rows costs one matrix product.
-        """
-        n_wide = max(1, round(_LIKELIHOOD_DRAW_SHARE * len(eps)))
-        share = n_wide / len(eps)
-        # Only a two-component mixture uses the ratio; log(1 - alpha) needs alpha < 1.
-        constant = self.log_det_ratio
-        if share < 1:
-            constant += math.log1p(-share) - math.log(share)
-        layouts = [
-            (
-                means,
-                self.cholesky,
-                eps[:n_wide],
-                self.wide_shift_in_narrow,
-                self.wide_in_narrow,
-                1.0,
-            ),
-            (
-                means @ self.narrow_mean_map.T,
-                self.narrow_cholesky,
-                eps[n_wide:],
-                self.narrow_shift_in_wide,
-                self.narrow_in_wide,
-                -1.0,
-            ),
-        ]
-        components = []
-        for bases, factor, draws, shift_map, other_map, sign in layouts:
-            if len(draws) == 0:
-                continue
-            shifts = means @ shift_map.T
-            other_t = (draws @ other_map.T).T
-            own_sq = np.einsum("ij,ij->i", draws, draws)
-            components.append(
-                _Component(
-                    bases=bases,
-                    factor=factor,
-                    draws=draws,
-                    offsets_t=np.ascontiguousarray((draws @ factor.T).T, dtype=dtype),
-                    ratio_rows=(-sign * shifts).astype(dtype),
-                    ratio_draws_t=np.ascontiguousarray(other_t, dtype=dtype),
-                    ratio_row_term=(-0.5 * sign * np.einsum("ij,ij->i", shifts, shifts)).astype(
-                        dtype
-                    ),
-                    ratio_draw_term=(
-                        0.5 * sign * (own_sq - np.einsum("ij,ij->j", other_t, other_t)) + constant
-                    ).astype(dtype),
-                )
-            )
-        return components, share
-
-
-class _Component(NamedTuple):
-    """One component of the mixture proposal, evaluated for a set of rows.
-
-    ``bases`` (N, K), ``factor`` (K, K) and ``draws`` (S_c, K) give the draws
-    z = bases[n] + factor @ draws[s]; ``offsets_t`` is (factor @ draws^T) in
-    the E-step's dtype, and the ``ratio_*`` terms give the mixture's log
-    density ratio at each draw (see ``_Proposal.components``).
-    """
-
-    bases: np.ndarray
-    factor: np.ndarray
-    draws: np.ndarray
-    offsets_t: np.ndarray
-    ratio_rows: np.ndarray
-    ratio_draws_t: np.ndarray
-    ratio_row_term: np.ndarray
-    ratio_draw_term: np.ndarray
-
-
-def _log_prior_grid(source, means_t, offsets_t, out, scratch):
-    """Write sum_k log p(means[b, k] + offsets[s, k]) into ``out[b, s]``.
-
-    ``means_t`` is (K, B) and ``offsets_t`` is (K, S), both C-contiguous so
-    that every source coordinate is one broadcast add over a (B, S) block
-    that stays in cache; this (B, S, K) evaluation is the cost of the E-step.
-    """
-    if source == "laplace":
-        # -|z| / b - log(2 b), accumulated in place: three passes per coordinate.
-        np.add(means_t[0][:, None], offsets_t[0], out=out)
-        np.abs(out, out=out)
-        for means_k, offsets_k in zip(means_t[1:], offsets_t[1:]):
-            np.add(means_k[:, None], offsets_k, out=scratch)
-            np.abs(scratch, out=scratch)
-            out += scratch
-        out *= -1.0 / _LAPLACE_SCALE
-        out -= means_t.shape[0] * math.log(2.0 * _LAPLACE_SCALE)
-        return out
-    out[...] = 0.0
-    for means_k, offsets_k in zip(means_t, offsets_t):
-        np.add(means_k[:, None], offsets_k, out=scratch)
-        out += source_log_density(source, scratch)
-    return out
-
-
-def _subtract_log_mixture_weight(out, component, rows, log_share):
-    """out -= log(alpha + (1 - alpha) N(z | R m, W) / N(z | m, V)) for a block of draws.
-
-    With u = log((1 - alpha) r / alpha) the log density ratio of
-    ``component`` at the draws of ``rows``, the term is
-    log(alpha) + softplus(u); softplus by exp and log1p (several times faster
-    than np.logaddexp), with u above the float32 exp range taken as
-    softplus(u) = u.
-    """
-    log_ratio = component.ratio_rows[rows] @ component.ratio_draws_t
-    log_ratio += component.ratio_row_term[rows, None]
-    log_ratio += component.ratio_draw_term
-    softplus = np.minimum(log_ratio, _EXP_SAFE)
-    np.exp(softplus, out=softplus)
-    np.log1p(softplus, out=softplus)
-    log_ratio -= _EXP_SAFE
-    np.maximum(log_ratio, 0.0, out=log_ratio)
-    softplus += log_ratio
-    out -= softplus
-    out -= log_share
-    return out
-
-
-def _importance_posterior(Y, proposal, eps, source, batch_size, dtype, moments=True):
-    """Self-normalised importance sampling of p(z | y) for every row of ``Y``.
-
-    The same standard-normal draws ``eps`` (S, K) serve every row (common
-    random numbers), split between the two components of the mixture
-    ``proposal``: z_{n,s} = b_n + F eps_s with the component's mean b_n and
-    factor F. Weights are prod_k p(z_{n,s,k}) over the mixture-to-
-    likelihood-factor density ratio, normalised by log-sum-exp. Rows are
-    processed in blocks of ``batch_size`` so that memory is
-    O(batch_size * S).
-
-    Returns
-    -------
-    log_marginal : ndarray of shape (n_rows,)
-        log p(y_n) = log c(y_n) + log mean_s w_{n,s}, the weights unnormalised.
-    posterior_mean : ndarray of shape (n_rows, K) or None
-        sum_s w_{n,s} z_{n,s}.
-    second_moment : ndarray of shape (K, K) or None
-        sum_n sum_s w_{n,s} z_{n,s} z_{n,s}^T. Per component, with
-        c_n = sum_s w_{n,s}, e_n = sum_s w_{n,s} eps_s and t_s = sum_n w_{n,s}:
-        sum_n (c_n b_n b_n^T + b_n e_n^T F^T + F e_n b_n^T) + F (sum_s t_s eps_s eps_s^T) F^T,
-        so that no (N, S, K) or (N, S, K, K) tensor is formed.
-    effective_sample_size : float or None
-        Mean over rows of 1 / sum_s w_{n,s}^2, between 1 and S.
-    """
-    n_rows = Y.shape[0]
-    n_draws, n_components = eps.shape
-    means = Y @ proposal.projector
-    components, wide_share = proposal.components(means, eps, dtype)
-    draws_d = [component.draws.astype(dtype) for component in components]
-    log_marginal = proposal.log_normaliser(Y, means) - math.log(n_draws)
-    if moments:
-        row_shares = np.empty((n_rows, len(components)))
-        weighted_draws = [np.empty((n_rows, n_components)) for _ in components]
-        draw_totals = [np.zeros(len(draws)) for draws in draws_d]
-        inverse_ess_total = 0.0
-    block = min(batch_size, n_rows)
-    # One contiguous (block, S_c) buffer per component keeps the grid's
-    # broadcast adds on unit-stride memory.
-    buffers = [
-        (np.empty((block, len(draws)), dtype=dtype), np.empty((block, len(draws)), dtype=dtype))
-        for draws in draws_d
-    ]
-    for start in range(0, n_rows, block):
-        rows = slice(start, min(start + block, n_rows))
-        n_block = rows.stop - start
-        blocks = []
-        for (out, scratch), component in zip(buffers, components):
-            log_weights = _log_prior_grid(
-                source,
-                np.ascontiguousarray(component.bases[rows].T, dtype=dtype),
-                component.offsets_t,
-                out[:n_block],
-                scratch[:n_block],
-            )
-            if len(components) > 1:
-                _subtract_log_mixture_weight(log_weights, component, rows, math.log(wide_share))
-            blocks.append(log_weights)
-        row_max = np.max([part.max(axis=1) for part in blocks], axis=0)[:, None]
-        totals = np.zeros((n_block, 1))
-        for log_weights in blocks:
-            log_weights -= row_max
-            np.exp(log_weights, out=log_weights)
-            totals += log_weights.sum(axis=1, keepdims=True)
-        log_marginal[rows] += (row_max + np.log(totals))[:, 0]
-        if moments:
-            squares = np.zeros(n_block)
-            block_totals = totals.astype(dtype)
-            for index, (weights, draws) in enumerate(zip(blocks, draws_d)):
-                weights /= block_totals
-                draw_totals[index] += weights.sum(axis=0)
-                squares += np.einsum("ij,ij->i", weights, weights)
-                row_shares[rows, index] = weights.sum(axis=1)
-                weighted_draws[index][rows] = weights @ draws
-            inverse_ess_total += float(np.sum(1.0 / squares))
-    if not moments:
-        return log_marginal, None, None, None
-    posterior_mean = np.zeros((n_rows, n_components))
-    second_moment = np.zeros((n_components, n_components))
-    for index, component in enumerate(components):
-        bases, factor, draws = component.bases, component.factor, component.draws
-        shifts = weighted_draws[index] @ factor.T
-        posterior_mean += row_shares[:, index : index + 1] * bases + shifts
-        cross = bases.T @ shifts
-        second_moment += (bases.T * row_shares[:, index]) @ bases + cross + cross.T
-        second_moment += factor @ ((draws.T * draw_totals[index]) @ draws) @ factor.T
-    return log_marginal, posterior_mean, second_moment, inverse_ess_total / n_rows
 
 
 def _em_step(Y, mixing, total_variance, draw_sets, source, batch_size):
@@ -377,58 +83,16 @@ def _em_step(Y, mixing, total_variance, draw_sets, source, batch_size):
     return new_mixing, log_likelihood / len(Y), effective_sample_size / len(Y)
 
 
-def _standard_normal_draws(n_draws, n_components, rng):
-    """Importance draws eps_s ~ N(0, I_K), fixed for a whole fit.
-
-    Scrambled Halton points mapped through the normal quantile function
-    (randomised quasi-Monte Carlo) cover the proposal more evenly than
-    independent draws, which lowers the error of the self-normalised
-    estimates at a given number of draws; the points stay random through
-    the scrambling, so the estimator is unchanged in expectation.
-    """
-    generator = np.random.default_rng(rng.randint(np.iinfo(np.int32).max))
-    points = qmc.Halton(d=n_components, scramble=True, rng=generator).random(n_draws)
-    tiny = np.finfo(float).tiny
-    return ndtri(np.clip(points, tiny, 1.0 - np.finfo(float).epsneg))
-
-
-def _draw_sets(n_rows, n_draws, n_components, rng):
-    """Contiguous groups of rows, each with its own importance draws, fixed for a fit.
-
-    Draws shared by all rows make the E-step's Monte Carlo error common to
-    every row, so it does not average out over the rows; along directions
-    that the noise hides the EM map contracts slowly, and its fixed point
-    moves by that error divided by one minus the rate. Independent draws
-    per group of rows let the error average over the groups.
-    """
-    n_sets = min(_MAX_DRAW_SETS, max(1, n_rows // _ROWS_PER_DRAW_SET))
-    bounds = np.linspace(0, n_rows, n_sets + 1).astype(int)
-    return [
-        (slice(start, stop), _standard_normal_draws(n_draws, n_components, rng))
-        for start, stop in zip(bounds[:-1], bounds[1:])
-    ]
-
-
-def _relative_change(new, old):
-    return float(np.linalg.norm(new - old) / np.linalg.norm(old))
-
 
 def _fit_spread_em(
     Y, mixing, total_variance, draw_sets, source, max_iter, tol, batch_size, verbose
 ):
     """Iterate the EM map with SQUAREM acceleration until A stops moving.
 
-    With the draws fixed, the EM map F is a deterministic smooth function of
-    A, so SQUAREM (Varadhan and Roland, 2008, scheme S3) applies: from
-    A0, A1 = F(A0), A2 = F(A1), r = A1 - A0, v = A2 - 2 A1 + A0 and
-    alpha = -|r| / |v|, the extrapolation A' = A0 - 2 alpha r + alpha^2 v is
-    stabilised by one more EM step and kept only if its fixed-point residual
-    |F(A') - A'| is at most that of A1, |A2 - A1|; otherwise the plain step
-    A2 is taken. The residual, not the log-likelihood, is the safeguard:
-    with finitely many importance draws the EM map is not an exact ascent
-    of the estimated log-likelihood, whose value can drift down by 1e-5
-    near the fixed point. The step bound grows by 4 each time it is hit,
-    as in the SQUAREM defaults.
+    With the draws fixed (common random numbers), the EM map is a
+    deterministic smooth function of A, so SQUAREM applies; with finitely
+    many importance draws it is not an exact ascent of the estimated
+    log-likelihood, but SQUAREM's safeguard is the fixed-point residual.
 
     Returns the mixing matrix, the log-likelihood at each EM evaluation,
     the mean effective sample size of the last E-step and whether the
@@ -444,45 +108,13 @@ def _fit_spread_em(
         if verbose:
             print(
                 f"[SpreadICA] EM iteration {len(loglike)}: spread log-likelihood "
-                f"{value:.6f}, relative change of A {_relative_change(new_A, A):.2e}, "
+                f"{value:.6f}, relative change of A {relative_change(new_A, A):.2e}, "
                 f"effective sample size {ess:.1f}"
             )
         return new_A
 
-    step_bound = 1.0
-    while len(loglike) < max_iter:
-        first = em_map(mixing)
-        if _relative_change(first, mixing) < tol:
-            return first, loglike, effective_sample_size[-1], True
-        if len(loglike) + 2 > max_iter:
-            mixing = first
-            continue
-        second = em_map(first)
-        r = first - mixing
-        v = second - 2.0 * first + mixing
-        v_norm = np.linalg.norm(v)
-        if v_norm == 0.0:
-            mixing = second
-            continue
-        alpha = max(-np.linalg.norm(r) / v_norm, -step_bound)
-        if alpha == -step_bound:
-            step_bound *= 4.0
-        alpha = min(alpha, -1.0)
-        extrapolated = mixing - 2.0 * alpha * r + alpha**2 * v
-        try:
-            stabilised = em_map(extrapolated)
-        except np.linalg.LinAlgError:
-            stabilised = None
-        if stabilised is not None and np.all(np.isfinite(stabilised)) and (
-            alpha == -1.0
-            or np.linalg.norm(stabilised - extrapolated) <= np.linalg.norm(second - first)
-        ):
-            # alpha = -1 extrapolates to A2 itself, so F(A') is a plain EM step.
-            mixing = stabilised
-        else:
-            step_bound = 1.0
-            mixing = second
-    return mixing, loglike, effective_sample_size[-1], False
+    mixing, _, converged = squarem(em_map, mixing, max_iter, tol)
+    return mixing, loglike, effective_sample_size[-1], converged
 
 
 def _initial_mixing(init, X_centred, n_components, noise_variance, random_state, tol):
@@ -537,7 +169,7 @@ class SpreadICA(
     maximises the spread log-likelihood E_{y ~ N(x, sigma^2 I)} log p~(y)
     of the model convolved with Gaussian spread noise, by an EM algorithm
     whose E-step is self-normalised importance sampling from the Gaussian
-    factor of the posterior (spec section 4). With ``spread=None`` and
+    factor of the posterior (paper eq 50-56). With ``spread=None`` and
     ``noise_variance > 0`` it is the standard noise-only EM, kept as the
     baseline the paper compares with.
 
@@ -640,35 +272,27 @@ class SpreadICA(
     O(n_samples * n_spread_samples * n_importance_samples * n_components),
     evaluated in float32 blocks.
 
-    The spec's proposal, N(m(y), V), serves while V is narrow next to the
-    unit-variance prior, as in the paper's non-square setting (D = 20,
-    K = 10: V is about 0.15 I). Where A has a small singular value and the
-    noise is not small (square sign matrices at gamma = 0.5-1), V is up to
-    50 times wider than the prior along the weak direction. Half of the
-    draws therefore come from the Gaussian-source posterior
-    N((I - W) m(y), W), W = (A^T A / tau^2 + I)^-1, and every draw is
-    weighted against the two-component mixture (defensive importance
-    sampling [3]), which keeps the weights below prod_k p(z_k) / 0.5. And
-    each group of at least 256 rows (64 groups at most) has its own draws:
-    with one set shared by all rows the Monte Carlo error is the same for
-    every row, it does not average out over N, and along a direction the
-    noise hides, where the EM map contracts slowly, it moves the fixed
-    point; EM started at the true A then drifted away from it while the
-    likelihood fell. With both, at D = K = 10, N = 2000, gamma = 1, the
-    error is 0.78 of FastICA's (1.02 with the spec's proposal and shared
-    draws). From a PCA or random start, 'auto' also caps sigma so that
-    tau^2 <= lambda_K(A^T A), which keeps V <= I while EM travels.
+    The likelihood factor N(m(y), V) alone is a good proposal while V is
+    narrow next to the unit-variance prior; where A has a small singular
+    value and the noise is not small, V is many times wider than the prior
+    along the weak direction. Half of the draws therefore come from the
+    Gaussian-source posterior N((I - W) m(y), W), W = (A^T A / tau^2 + I)^-1,
+    and every draw is weighted against the two-component mixture (defensive
+    importance sampling [3]), which keeps the weights below
+    prod_k p(z_k) / 0.5. Each group of at least 256 rows (64 groups at most)
+    has its own draws: with one set shared by all rows the Monte Carlo error
+    is common to every row and does not average out over N, and along a
+    direction the noise hides, where the EM map contracts slowly, it moves
+    the fixed point. From a PCA or random start, 'auto' also caps sigma so
+    that tau^2 <= lambda_K(A^T A), which keeps V <= I while EM travels.
 
     The spread is consistent at any sigma but costs statistical efficiency
-    that grows with sigma. From the FastICA start, over the settings of
-    benchmarks/results/ica_vs_fastica.md (D = 10 and 20, K = 10, N = 2000
-    and 20000, gamma = 0-1), the mean error is 0.46-1.00 times FastICA's
-    with the refining spread that 'auto' uses there, 0.46-1.38 times with
-    the paper's rule (0.87-1.38 for D = 20). Only from a poor start (PCA,
-    random) is the large spread needed, to keep EM moving.
+    that grows with sigma, so from FastICA's consistent start 'auto' uses a
+    small refining spread; only from a poor start (PCA, random) is the large
+    spread of the paper needed to keep EM moving (paper eq 43-45).
     ``effective_sample_size_`` measures the sampler's health, and a
     ``ConvergenceWarning`` asks for a smaller ``spread_scale`` when it
-    collapses.
+    collapses. The user guide gives the measured accuracy.
 
     ``transform`` returns E[z | x] under the model (noise gamma^2): the
     least-squares sources ``components_ @ (x - mu)`` when gamma = 0, an
@@ -963,7 +587,6 @@ class SpreadICA(
             )
             log_likelihood += log_marginal
         return log_likelihood / len(offsets)
-
 
     @property
     def _n_features_out(self):

@@ -12,14 +12,8 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from skspread import SpreadICA
-from skspread._ica import (
-    _LIKELIHOOD_DRAW_SHARE,
-    _auto_spread_scale,
-    _em_step,
-    _importance_posterior,
-    _initial_mixing,
-    _Proposal,
-)
+from skspread._ica import _auto_spread_scale, _em_step, _initial_mixing
+from skspread._ica_sampling import _LIKELIHOOD_DRAW_SHARE, _importance_posterior, _Proposal
 from skspread._sources import source_log_density
 from skspread.datasets import make_ica
 from skspread.metrics import mixing_error
