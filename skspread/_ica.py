@@ -32,6 +32,8 @@ _ICA_SOURCES = ("laplace", "logistic")
 # From the FastICA start the spread adds at most this share of the weakest
 # source's variance to its posterior (see _auto_spread_scale).
 _REFINING_SPREAD_SHARE = 0.02
+# The least spread 'auto' picks, as a share of the RMS feature standard deviation.
+_SPREAD_FLOOR_SHARE = 0.001
 
 
 def _auto_spread_scale(X, n_components, noise_variance, init):
@@ -51,11 +53,38 @@ def _auto_spread_scale(X, n_components, noise_variance, init):
     """
     covariance = np.atleast_2d(np.cov(X, rowvar=False))
     smallest_signal = np.linalg.eigvalsh(covariance)[-n_components] - noise_variance
+    # Where the rules give no spread (the mean covariance entry cancels, or
+    # the noise hides the weakest source), a small share of the data's own
+    # scale keeps EM moving: a floor in the data's units, not absolute ones.
+    floor = _SPREAD_FLOOR_SHARE * math.sqrt(float(np.mean(np.diag(covariance))))
     if isinstance(init, str) and init == "fastica":
-        return max(0.001, math.sqrt(max(_REFINING_SPREAD_SHARE * smallest_signal, 0.0)))
+        return max(floor, math.sqrt(max(_REFINING_SPREAD_SHARE * smallest_signal, 0.0)))
     paper_rule = 2.5 * math.sqrt(max(float(np.mean(covariance)), 0.0))
     proposal_cap = math.sqrt(max(smallest_signal - noise_variance, 0.0))
-    return max(0.001, min(paper_rule, proposal_cap))
+    return max(floor, min(paper_rule, proposal_cap))
+
+
+def _check_identifiable(X_centred, n_components):
+    """Refuse data with fewer than ``n_components`` independent directions, before EM."""
+    n_samples, _ = X_centred.shape
+    constant = np.flatnonzero(np.ptp(X_centred, axis=0) == 0)
+    if len(constant):
+        raise ValueError(
+            f"X has constant columns {constant.tolist()}: no mixture of sources "
+            "with Gaussian noise produces them. Drop these columns before fitting."
+        )
+    if n_samples <= n_components:
+        raise ValueError(
+            f"X has n_samples={n_samples} rows, but n_components={n_components} "
+            "sources need more rows than sources. Reduce n_components or add rows."
+        )
+    rank = int(np.linalg.matrix_rank(X_centred))
+    if rank < n_components:
+        raise ValueError(
+            f"The centred X has rank {rank} < n_components={n_components}: the "
+            "data span too few directions to separate that many sources. Reduce "
+            f"n_components to at most {rank}."
+        )
 
 
 def _em_step(Y, mixing, total_variance, draw_sets, source, batch_size):
@@ -190,10 +219,12 @@ class SpreadICA(
         eigenvalue of the data covariance: the spread adds at most 2% of
         the weakest source's variance to its posterior, so it costs little
         statistical efficiency. From any other start EM must travel, and
-        'auto' is the paper's rule sigma = max(0.001, 2.5 sqrt(mean of the
-        entries of A A^T)), the data covariance standing in for A A^T,
+        'auto' is the paper's rule sigma = 2.5 sqrt(mean of the
+        entries of A A^T), the data covariance standing in for A A^T,
         capped so that sigma^2 + 2 gamma^2 <= lambda_K: then the importance
-        proposal is nowhere wider than the source prior (see Notes).
+        proposal is nowhere wider than the source prior (see Notes). Both
+        are at least 0.001 times the RMS feature standard deviation, so a
+        fit on c X is the fit on X in other units.
         Ignored when ``spread`` is an object (its own scale is used) or None.
     noise_variance : float, default=0.0
         Observation noise variance gamma^2 of the model, kept fixed; 0 is
@@ -414,6 +445,7 @@ class SpreadICA(
         rng = check_random_state(self.random_state)
         self.mean_ = X.mean(axis=0)
         X_centred = X - self.mean_
+        _check_identifiable(X_centred, n_components)
         mixing = _initial_mixing(
             self.init, X_centred, n_components, self.noise_variance, rng, self.tol
         )

@@ -335,7 +335,7 @@ def test_sample_moments_match_the_model():
 
 
 def test_auto_spread_scale_is_paper_rule_section_4_1():
-    # sigma = max(0.001, 2.5 sqrt(mean(A A^T))), the data covariance standing
+    # sigma = max(floor, 2.5 sqrt(mean(A A^T))), the data covariance standing
     # in; for this well-conditioned 6 x 3 mixing the proposal cap does not bind.
     # 'auto' uses it from every start but FastICA's.
     data = make_ica(1000, 6, 3, random_state=7)
@@ -344,17 +344,20 @@ def test_auto_spread_scale_is_paper_rule_section_4_1():
         warnings.simplefilter("ignore", ConvergenceWarning)
         model.fit(data.data)
     covariance = np.cov(data.data, rowvar=False)
-    expected = max(0.001, 2.5 * np.sqrt(np.mean(covariance)))
+    floor = 0.001 * np.sqrt(np.mean(np.diag(covariance)))
+    expected = max(floor, 2.5 * np.sqrt(max(np.mean(covariance), 0.0)))
     assert expected**2 < np.linalg.eigvalsh(covariance)[-3]
     assert model.spread_scale_ == pytest.approx(expected)
     # The mean entry of a covariance is var(sum of coordinates) / D^2: zero
-    # here up to rounding (which may make it negative), so the floor applies.
+    # here up to rounding (which may make it negative), so the floor applies,
+    # 0.001 times the RMS feature standard deviation (issue 14: no absolute floor).
     z = np.random.default_rng(8).laplace(size=(500, 1))
     X = np.hstack([z, -z])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        model.set_params(n_components=1).fit(X)
-    assert model.spread_scale_ == 0.001
+        for c in [1.0, 1e-4]:
+            model.set_params(n_components=1).fit(c * X)
+            assert model.spread_scale_ == pytest.approx(0.001 * c * np.std(z, ddof=1))
 
 
 @pytest.mark.parametrize("gamma", [0.0, 0.3])
@@ -433,3 +436,43 @@ def test_warns_when_importance_sampler_degenerates_spec_4():
         warnings.simplefilter("ignore", ConvergenceWarning)
         narrow = SpreadICA(spread_scale=0.3, **common).fit(X)
     assert wide.effective_sample_size_ < 10 < 30 < narrow.effective_sample_size_
+
+
+@pytest.mark.parametrize("c", [1e-6, 1e-3, 1e3, 1e6])
+def test_fit_is_equivariant_to_units(c):
+    # Issue 13 item 3: at the defaults, a fit on c X is the fit on X in other
+    # units: mixing_ times c, the same sources, score shifted by -D log c.
+    # The E-step runs in float32 on unit-free source coordinates, so the
+    # agreement is far tighter than its 1e-7 rounding (measured: 1e-10).
+    X = make_ica(400, 4, 2, random_state=0).data
+    common = dict(n_components=2, n_importance_samples=100, random_state=0)
+    model = SpreadICA(**common).fit(X)
+    scaled = SpreadICA(**common).fit(c * X)
+    assert scaled.n_iter_ == model.n_iter_
+    np.testing.assert_allclose(scaled.mixing_ / c, model.mixing_, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(scaled.transform(c * X[:50]), model.transform(X[:50]), atol=1e-6)
+    np.testing.assert_allclose(
+        scaled.score_samples(c * X[:50]), model.score_samples(X[:50]) - 4 * np.log(c), atol=1e-5
+    )
+
+
+def test_degenerate_data_refused_before_em(monkeypatch):
+    # Issue 14 item 4: constant columns, fewer rows than sources and rank below
+    # n_components get a clear ValueError before EM starts (it used to end in
+    # "array must not contain infs or NaNs").
+    import skspread._ica as ica_module
+
+    def no_em(*args, **kwargs):
+        raise AssertionError("EM started on degenerate data")
+
+    monkeypatch.setattr(ica_module, "_em_step", no_em)
+    X = make_ica(100, 4, 2, random_state=0).data
+    constant = X.copy()
+    constant[:, 1] = 3.0
+    with pytest.raises(ValueError, match=r"constant columns \[1\]"):
+        SpreadICA(2).fit(constant)
+    with pytest.raises(ValueError, match="n_samples=3 rows, but n_components=3"):
+        SpreadICA(3, init="pca").fit(X[:3])
+    low_rank = make_ica(100, 4, 2, random_state=0).sources @ np.diag([1.0, 2.0])[:, [0, 1, 0, 1]]
+    with pytest.raises(ValueError, match="rank 2 < n_components=3"):
+        SpreadICA(3).fit(low_rank)
