@@ -5,24 +5,18 @@ import warnings
 from numbers import Integral, Real
 
 import numpy as np
-from sklearn.base import (
-    BaseEstimator,
-    ClassNamePrefixFeaturesOutMixin,
-    TransformerMixin,
-    _fit_context,
-)
+from sklearn.base import _fit_context
 from sklearn.decomposition import FastICA
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.utils import check_array, check_random_state
+from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ._base import SpreadScoreMixin
+from ._base import BaseSpreadEstimator, atomic_fit, check_n_samples
 from ._ica_sampling import _draw_sets, _importance_posterior, _Proposal, _standard_normal_draws
 from ._sources import sample_sources
 from ._squarem import relative_change, squarem
-from ._validation import resolve_spread
-from .spread import BaseSpread, GaussianSpread
+from .spread import GaussianSpread
 
 __all__ = ["SpreadICA"]
 
@@ -185,9 +179,7 @@ def _initial_mixing(init, X_centred, n_components, noise_variance, random_state,
     return rotation * np.sqrt(signal)
 
 
-class SpreadICA(
-    SpreadScoreMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
-):
+class SpreadICA(BaseSpreadEstimator):
     """Linear ICA by spread maximum likelihood, for deterministic and noisy mixtures.
 
     The model is x = A z + mu + e with independent unit-variance non-Gaussian
@@ -266,8 +258,8 @@ class SpreadICA(
         Model observation noise gamma^2.
     spread_ : GaussianSpread or None
         The spread used.
-    spread_scale_ : float
-        Standard deviation sigma of the spread (0.0 without spread).
+    spread_scale_ : float or None
+        Standard deviation sigma of the spread (None without spread).
     n_iter_ : int
         Number of EM map evaluations.
     effective_sample_size_ : float
@@ -358,7 +350,7 @@ class SpreadICA(
     _parameter_constraints: dict = {
         "n_components": [Interval(Integral, 1, None, closed="left"), None],
         "source": [StrOptions(set(_ICA_SOURCES))],
-        "spread": [StrOptions({"gaussian", "laplace"}), BaseSpread, None],
+        "spread": [StrOptions({"gaussian"}), GaussianSpread, None],
         "spread_scale": [Interval(Real, 0, None, closed="neither"), StrOptions({"auto"})],
         "noise_variance": [Interval(Real, 0, None, closed="left")],
         "n_spread_samples": [Interval(Integral, 1, None, closed="left")],
@@ -402,6 +394,14 @@ class SpreadICA(
         self.random_state = random_state
         self.verbose = verbose
 
+    _spread_kernels = (GaussianSpread,)
+
+    def _auto_spread_std(self, X):
+        """The spread 'auto' picks: small from FastICA's start, the paper's otherwise."""
+        n_components = self.n_components or X.shape[1]
+        return _auto_spread_scale(X, n_components, self.noise_variance, self.init)
+
+    @atomic_fit
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):
         """Fit the mixing matrix by spread-EM.
@@ -426,26 +426,14 @@ class SpreadICA(
                 f"n_components={n_components} must be <= n_features={n_features}: "
                 "SpreadICA needs at least as many observed dimensions as sources."
             )
-        if isinstance(self.spread, BaseSpread) or self.spread is None:
-            scale = 1.0
-        elif self.spread_scale == "auto":
-            scale = _auto_spread_scale(X, n_components, self.noise_variance, self.init)
-        else:
-            scale = self.spread_scale
-        spread = resolve_spread(self.spread, scale, self.noise_variance)
-        if spread is not None and not isinstance(spread, GaussianSpread):
-            raise ValueError(
-                f"SpreadICA needs Gaussian spread, got {spread!r}: only Gaussian "
-                "spread keeps p(y | z) Gaussian, which its importance sampler "
-                "uses as proposal. Use spread='gaussian'."
-            )
+        mean = X.mean(axis=0)
+        X_centred = X - mean
+        _check_identifiable(X_centred, n_components)
+        spread = self._resolve_spread(X, self.noise_variance)
         spread_variance = 0.0 if spread is None else spread.variance
         total_variance = self.noise_variance + spread_variance
 
         rng = check_random_state(self.random_state)
-        self.mean_ = X.mean(axis=0)
-        X_centred = X - self.mean_
-        _check_identifiable(X_centred, n_components)
         mixing = _initial_mixing(
             self.init, X_centred, n_components, self.noise_variance, rng, self.tol
         )
@@ -491,15 +479,15 @@ class SpreadICA(
                 "1): reduce spread_scale or increase n_importance_samples.",
                 ConvergenceWarning,
             )
+        self.mean_ = mean
         self.mixing_ = mixing
         self.effective_sample_size_ = effective_sample_size
         self.components_ = np.linalg.pinv(mixing)
         self.noise_variance_ = float(self.noise_variance)
-        self.spread_ = spread
-        self.spread_scale_ = 0.0 if spread is None else spread.scale
+        self._store_spread(spread)
         self.n_iter_ = len(loglike)
         self.loglike_ = loglike
-        self._evaluation_seed = int(rng.randint(np.iinfo(np.int32).max))
+        self._set_evaluation_seed(rng)
         return self
 
     def _evaluation_draws(self):
@@ -550,13 +538,8 @@ class SpreadICA(
         X_original : ndarray of shape (n_samples, n_features)
         """
         check_is_fitted(self)
-        X = check_array(X, dtype=np.float64)
-        if X.shape[1] != self.mixing_.shape[1]:
-            raise ValueError(
-                f"X has {X.shape[1]} columns; inverse_transform expects "
-                f"n_components={self.mixing_.shape[1]}."
-            )
-        return X @ self.mixing_.T + self.mean_
+        Z = self._validate_latent(X, dtype=np.float64)
+        return Z @ self.mixing_.T + self.mean_
 
     def sample(self, n_samples=1, random_state=None):
         """Draw data from the fitted model x = A z + mu + e.
@@ -573,6 +556,7 @@ class SpreadICA(
         X : ndarray of shape (n_samples, n_features)
         """
         check_is_fitted(self)
+        n_samples = check_n_samples(n_samples)
         rng = check_random_state(random_state)
         n_features, n_components = self.mixing_.shape
         X = sample_sources(self.source, (n_samples, n_components), rng) @ self.mixing_.T

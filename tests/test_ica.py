@@ -17,7 +17,7 @@ from skspread._ica_sampling import _LIKELIHOOD_DRAW_SHARE, _importance_posterior
 from skspread._sources import source_log_density
 from skspread.datasets import make_ica
 from skspread.metrics import mixing_error
-from skspread.spread import LaplaceSpread
+from skspread.spread import GaussianSpread, LaplaceSpread
 
 
 @parametrize_with_checks(
@@ -399,11 +399,13 @@ def test_auto_spread_scale_from_fastica_start_is_small_refining_spread(gamma):
 
 def test_refuses_models_without_likelihood_or_with_laplace_spread():
     X = make_ica(100, 3, 2, random_state=0).data
-    with pytest.raises(ValueError, match="no likelihood"):
-        SpreadICA(2, spread=None, noise_variance=0.0).fit(X)
-    with pytest.raises(ValueError, match="Gaussian spread"):
+    for zero in [0, 0.0, np.float32(0.0)]:
+        with pytest.raises(ValueError, match="no likelihood"):
+            SpreadICA(2, spread=None, noise_variance=zero).fit(X)
+    # Issue 13 item 2: the constraints refuse what fit cannot use.
+    with pytest.raises(ValueError, match="'spread' parameter of SpreadICA"):
         SpreadICA(2, spread="laplace").fit(X)
-    with pytest.raises(ValueError, match="Gaussian spread"):
+    with pytest.raises(ValueError, match="'spread' parameter of SpreadICA"):
         SpreadICA(2, spread=LaplaceSpread(0.5)).fit(X)
     with pytest.raises(ValueError, match="n_components=4 must be <= n_features=3"):
         SpreadICA(4).fit(X)
@@ -476,3 +478,43 @@ def test_degenerate_data_refused_before_em(monkeypatch):
     low_rank = make_ica(100, 4, 2, random_state=0).sources @ np.diag([1.0, 2.0])[:, [0, 1, 0, 1]]
     with pytest.raises(ValueError, match="rank 2 < n_components=3"):
         SpreadICA(3).fit(low_rank)
+
+
+def test_shared_base_contract_fitted_spread_sample_and_inverse_transform(small_fit):
+    # Issue 13 item 2: spread_ and spread_scale_ (None for the noise-only
+    # baseline), noise_variance_, one inverse_transform check, sample(n_samples)
+    # refuses what is not a positive int.
+    data, model = small_fit
+    assert isinstance(model.spread_, GaussianSpread)
+    assert model.spread_scale_ == model.spread_.scale
+    assert model.noise_variance_ == 0.01
+    with pytest.raises(ValueError, match="expects n_components=3"):
+        model.inverse_transform(np.zeros((2, 4)))
+    for n_samples, error in [(0, ValueError), (-1, ValueError), (2.5, TypeError), ("3", TypeError)]:
+        with pytest.raises(error, match="n_samples"):
+            model.sample(n_samples)
+    assert model.sample(np.int64(3)).shape == (3, 5)
+    baseline = SpreadICA(3, spread=None, noise_variance=0.01, n_importance_samples=50, max_iter=3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        baseline.fit(data.data)
+    assert baseline.spread_ is None and baseline.spread_scale_ is None
+
+
+def test_interrupted_refit_keeps_the_previous_fit(small_fit, monkeypatch):
+    # Issue 13 item 2: a KeyboardInterrupt inside the solver leaves the old
+    # mean_ and mixing_ together.
+    import skspread._ica as ica_module
+
+    data, fitted = small_fit
+    model = SpreadICA(**fitted.get_params()).fit(data.data)
+    mean, mixing = model.mean_, model.mixing_
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ica_module, "_em_step", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        model.fit(data.data[:, :4] + 100.0)
+    assert model.mean_ is mean and model.mixing_ is mixing
+    assert model.n_features_in_ == 5
