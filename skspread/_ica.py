@@ -418,7 +418,10 @@ class SpreadICA(BaseSpreadEstimator):
         self : SpreadICA
             The fitted estimator.
         """
-        X = validate_data(self, X, dtype=np.float64, ensure_min_samples=2)
+        X = validate_data(self, X, dtype=[np.float64, np.float32], ensure_min_samples=2)
+        # float32 data is fitted in float64 and the fitted arrays stored in float32.
+        dtype = X.dtype
+        X = X.astype(np.float64, copy=False)
         n_samples, n_features = X.shape
         n_components = n_features if self.n_components is None else self.n_components
         if n_components > n_features:
@@ -479,10 +482,10 @@ class SpreadICA(BaseSpreadEstimator):
                 "1): reduce spread_scale or increase n_importance_samples.",
                 ConvergenceWarning,
             )
-        self.mean_ = mean
-        self.mixing_ = mixing
+        self.mean_ = mean.astype(dtype, copy=False)
+        self.mixing_ = mixing.astype(dtype, copy=False)
         self.effective_sample_size_ = effective_sample_size
-        self.components_ = np.linalg.pinv(mixing)
+        self.components_ = np.linalg.pinv(mixing).astype(dtype, copy=False)
         self.noise_variance_ = float(self.noise_variance)
         self._store_spread(spread)
         self.n_iter_ = len(loglike)
@@ -514,16 +517,15 @@ class SpreadICA(BaseSpreadEstimator):
         sources : ndarray of shape (n_samples, n_components)
         """
         check_is_fitted(self)
-        X = validate_data(self, X, dtype=np.float64, reset=False)
-        X_centred = X - self.mean_
+        X_centred, dtype = self._centred(X)
         if self.noise_variance_ == 0.0:
-            return X_centred @ self.components_.T
+            return (X_centred @ self.components_.T.astype(np.float64)).astype(dtype, copy=False)
         _, eps = self._evaluation_draws()
-        proposal = _Proposal(self.mixing_, self.noise_variance_)
+        proposal = _Proposal(self.mixing_.astype(np.float64), self.noise_variance_)
         _, posterior_mean, _, _ = _importance_posterior(
             X_centred, proposal, eps, self.source, self.batch_size, np.float64
         )
-        return posterior_mean
+        return posterior_mean.astype(dtype, copy=False)
 
     def inverse_transform(self, X):
         """Map sources back to data space: x = A z + mu.
@@ -538,8 +540,8 @@ class SpreadICA(BaseSpreadEstimator):
         X_original : ndarray of shape (n_samples, n_features)
         """
         check_is_fitted(self)
-        Z = self._validate_latent(X, dtype=np.float64)
-        return Z @ self.mixing_.T + self.mean_
+        Z = self._validate_latent(X)
+        return (Z @ self.mixing_.T + self.mean_).astype(Z.dtype, copy=False)
 
     def sample(self, n_samples=1, random_state=None):
         """Draw data from the fitted model x = A z + mu + e.
@@ -559,10 +561,12 @@ class SpreadICA(BaseSpreadEstimator):
         n_samples = check_n_samples(n_samples)
         rng = check_random_state(random_state)
         n_features, n_components = self.mixing_.shape
-        X = sample_sources(self.source, (n_samples, n_components), rng) @ self.mixing_.T
+        X = sample_sources(self.source, (n_samples, n_components), rng) @ self.mixing_.T.astype(
+            np.float64
+        )
         if self.noise_variance_ > 0:
             X += math.sqrt(self.noise_variance_) * rng.standard_normal(X.shape)
-        return X + self.mean_
+        return (X + self.mean_).astype(self.mixing_.dtype, copy=False)
 
     def score_samples(self, X):
         """Spread log-likelihood of each sample, by importance sampling.
@@ -583,13 +587,12 @@ class SpreadICA(BaseSpreadEstimator):
         log_likelihood : ndarray of shape (n_samples,)
         """
         check_is_fitted(self)
-        X = validate_data(self, X, dtype=np.float64, reset=False)
-        X_centred = X - self.mean_
+        X_centred, dtype = self._centred(X)
         offsets, eps = self._evaluation_draws()
         total_variance = self.noise_variance_ + (
             0.0 if self.spread_ is None else self.spread_.variance
         )
-        proposal = _Proposal(self.mixing_, total_variance)
+        proposal = _Proposal(self.mixing_.astype(np.float64), total_variance)
         log_likelihood = np.zeros(X.shape[0])
         for offset in offsets:
             log_marginal, _, _, _ = _importance_posterior(
@@ -602,7 +605,12 @@ class SpreadICA(BaseSpreadEstimator):
                 moments=False,
             )
             log_likelihood += log_marginal
-        return log_likelihood / len(offsets)
+        return (log_likelihood / len(offsets)).astype(dtype, copy=False)
+
+    def _centred(self, X):
+        """Validated X minus ``mean_``, in float64, and the dtype of the outputs."""
+        X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
+        return X.astype(np.float64, copy=False) - self.mean_, X.dtype
 
     @property
     def _n_features_out(self):
@@ -611,5 +619,5 @@ class SpreadICA(BaseSpreadEstimator):
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
-        tags.transformer_tags.preserves_dtype = ["float64"]
+        tags.transformer_tags.preserves_dtype = ["float64", "float32"]
         return tags

@@ -518,3 +518,25 @@ def test_interrupted_refit_keeps_the_previous_fit(small_fit, monkeypatch):
         model.fit(data.data[:, :4] + 100.0)
     assert model.mean_ is mean and model.mixing_ is mixing
     assert model.n_features_in_ == 5
+
+
+def test_float32_is_preserved_and_float64_stays_float64(small_fit):
+    # Issue 17 item 6: float32 data gives float32 fitted arrays and outputs.
+    # The fit runs in float64 on the float32 values, so it differs from the
+    # float64 fit only by the data's rounding (relative 6e-8), which the EM
+    # map carries to the mixing matrix with a gain of order one.
+    data, model = small_fit
+    X32 = data.data.astype(np.float32)
+    model32 = SpreadICA(**model.get_params()).fit(X32)
+    for name in ["mean_", "mixing_", "components_"]:
+        assert getattr(model32, name).dtype == np.float32
+        assert getattr(model, name).dtype == np.float64
+    outputs = {
+        "transform": model32.transform(X32),
+        "inverse_transform": model32.inverse_transform(model32.transform(X32)),
+        "score_samples": model32.score_samples(X32),
+        "sample": model32.sample(3, random_state=0),
+    }
+    assert all(output.dtype == np.float32 for output in outputs.values())
+    assert model.transform(data.data).dtype == np.float64
+    np.testing.assert_allclose(model32.mixing_, model.mixing_, rtol=0, atol=1e-4)
