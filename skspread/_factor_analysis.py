@@ -22,179 +22,25 @@ from sklearn.base import _fit_context
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.extmath import randomized_svd
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._base import BaseSpreadEstimator, atomic_fit, check_n_samples
+from ._factor_analysis_solvers import (
+    _data_moments,
+    _fit_diagonal,
+    _fit_isotropic,
+    _orient,
+    _posterior_mean_map,
+    _rotate,
+)
 from .spread import GaussianSpread
 
 __all__ = ["SpreadFactorAnalysis"]
-
-# The uncentred formula S = X^T X / N - mu mu^T (one BLAS call, no copy of X)
-# loses about log10(mu_j^2 / S_jj) digits; beyond this ratio (about 12 of 16
-# digits kept) the rows are centred block by block instead.
-_MAX_MEAN_SQUARE_TO_VARIANCE = 1e4
-_BLOCK_ROWS = 4096
 
 # The noise-only baseline divides by the noise variances, so they are floored
 # at this fraction of the mean feature variance (FactorAnalysis floors them at
 # 1e-12 in absolute terms; a relative floor keeps the fit equivariant to units).
 _RELATIVE_NOISE_FLOOR_WITHOUT_SPREAD = 1e-12
-
-
-def _mean_and_covariance(X):
-    """Column means and biased (1/N) covariance of ``X``."""
-    n_samples, n_features = X.shape
-    mean = X.mean(axis=0)
-    covariance = X.T @ X / n_samples - np.outer(mean, mean)
-    if np.all(mean**2 <= _MAX_MEAN_SQUARE_TO_VARIANCE * np.diag(covariance)):
-        return mean, covariance
-    scatter = np.zeros((n_features, n_features))
-    for start in range(0, n_samples, _BLOCK_ROWS):
-        block = X[start : start + _BLOCK_ROWS] - mean
-        scatter += block.T @ block
-    return mean, scatter / n_samples
-
-
-def _top_eigenpairs(matrix, n_components, svd_method, random_state):
-    """Largest eigenvalues (descending) and their eigenvectors (columns) of a PSD matrix."""
-    n_features = matrix.shape[0]
-    if svd_method == "lapack":
-        values, vectors = linalg.eigh(
-            matrix,
-            subset_by_index=[n_features - n_components, n_features - 1],
-            check_finite=False,
-        )
-        return values[::-1], vectors[:, ::-1]
-    vectors, values, _ = randomized_svd(matrix, n_components, random_state=random_state)
-    return values, vectors
-
-
-def _fit_isotropic(
-    covariance, n_components, noise_variance, spread_variance, svd_method, random_state
-):
-    """Closed-form spread MLE of W for a fixed isotropic noise gamma^2 (spec section 3).
-
-    The spread data have covariance S + sigma^2 I and the model
-    W W^T + (gamma^2 + sigma^2) I, so the probabilistic-PCA solution with
-    noise gamma^2 + sigma^2 applies and sigma cancels from W:
-    W = U_K diag(max(lambda_k - gamma^2, 0))^(1/2).
-
-    Returns
-    -------
-    components : ndarray of shape (n_components, n_features)
-    loglike : float
-        Mean spread log-likelihood of the training data at the solution.
-    """
-    n_features = covariance.shape[0]
-    values, vectors = _top_eigenpairs(covariance, n_components, svd_method, random_state)
-    # Round-off can make the eigenvalues of a singular S slightly negative.
-    values = np.maximum(values, 0.0)
-    components = (np.sqrt(np.maximum(values - noise_variance, 0.0)) * vectors).T
-
-    floor_variance = noise_variance + spread_variance
-    model_variances = np.maximum(values, noise_variance) + spread_variance
-    n_rest = n_features - n_components
-    rest = max(np.trace(covariance) - values.sum(), 0.0)
-    log_det = np.sum(np.log(model_variances)) + n_rest * log(floor_variance)
-    mahalanobis = (
-        np.sum((values + spread_variance) / model_variances)
-        + (rest + n_rest * spread_variance) / floor_variance
-    )
-    loglike = -0.5 * (n_features * log(2.0 * pi) + log_det + mahalanobis)
-    return components, loglike
-
-
-def _fit_diagonal(
-    covariance,
-    n_components,
-    spread_variance,
-    noise_floor,
-    max_iter,
-    tol,
-    svd_method,
-    random_state,
-    verbose,
-):
-    """Spread-EM for factor analysis on the statistics S + sigma^2 I.
-
-    Each iteration maximises over W exactly for the current total noise
-    Phi = Psi + sigma^2 I (top eigenpairs of Phi^-1/2 (S + sigma^2 I) Phi^-1/2,
-    Barber, BRML algorithm 21.1, as scikit-learn's FactorAnalysis does on the
-    data), then takes the EM step for Psi,
-    Psi = diag(S + sigma^2 I - W W^T) - sigma^2, kept >= ``noise_floor``.
-    Both steps increase the spread log-likelihood. With spread the floor is 0:
-    Phi stays >= sigma^2, so a feature without noise (a Heywood case) reaches
-    Psi_j = 0 exactly and the likelihood stays finite.
-
-    Returns
-    -------
-    components : ndarray of shape (n_components, n_features)
-    noise_variance : ndarray of shape (n_features,)
-    loglike : list of float
-        Mean spread log-likelihood of the training data at each iteration.
-    n_iter : int
-    converged : bool
-    """
-    n_features = covariance.shape[0]
-    variances = np.diag(covariance)
-    # Start from the feature variances (all variance unexplained): a
-    # statistic of the data, so the iterates scale with the units of X.
-    noise_variance = variances.copy()
-    log_2pi = n_features * log(2.0 * pi)
-    loglike = []
-    previous = -np.inf
-    converged = False
-    for n_iter in range(1, max_iter + 1):
-        total_noise = noise_variance + spread_variance
-        scale = np.sqrt(total_noise)
-        whitened = covariance / np.outer(scale, scale)
-        whitened.flat[:: n_features + 1] += spread_variance / total_noise
-        values, vectors = _top_eigenpairs(whitened, n_components, svd_method, random_state)
-        components = (np.sqrt(np.maximum(values - 1.0, 0.0)) * vectors).T * scale
-
-        # At the optimal W, C^-1/2 (S + sigma^2 I) C^-1/2 has the eigenvalues
-        # min(lambda_k, 1) on the K fitted directions and lambda_k elsewhere.
-        unexplained = np.trace(whitened) - values.sum()
-        current = -0.5 * (
-            log_2pi
-            + np.sum(np.log(total_noise))
-            + np.sum(np.log(np.maximum(values, 1.0)))
-            + np.sum(np.minimum(values, 1.0))
-            + unexplained
-        )
-        loglike.append(current)
-        if verbose:
-            print(f"[SpreadFactorAnalysis] iteration {n_iter}: mean log-likelihood {current:.10g}")
-        if current - previous < tol:
-            converged = True
-            break
-        previous = current
-        noise_variance = np.maximum(variances - np.sum(components**2, axis=0), noise_floor)
-    return components, noise_variance, loglike, n_iter, converged
-
-
-def _posterior_mean_map(components, noise_variance):
-    """Matrix P with E[z | x] = (x - mu) P for the model x = z W + mu + N(0, diag(Psi))."""
-    if np.all(noise_variance > 0):
-        weighted = components / noise_variance
-        precision_z = weighted @ components.T
-        precision_z.flat[:: len(precision_z) + 1] += 1.0
-        return linalg.solve(precision_z, weighted, assume_a="pos").T
-    # Zero noise somewhere: the posterior mean W C^+ (x - mu), with C the model
-    # covariance, is the limit as the noise vanishes; for the deterministic
-    # model it is the least-squares latent pinv(W) (x - mu).
-    covariance = components.T @ components
-    covariance.flat[:: len(covariance) + 1] += noise_variance
-    return linalg.pinvh(covariance) @ components.T
-
-
-def _orient(components):
-    """Flip each row so that its largest-magnitude entry is positive (a fixed sign)."""
-    largest = np.argmax(np.abs(components), axis=1)
-    signs = np.sign(components[np.arange(len(components)), largest])
-    signs[signs == 0] = 1.0
-    return components * signs[:, np.newaxis]
 
 
 class SpreadFactorAnalysis(BaseSpreadEstimator):
@@ -219,7 +65,8 @@ class SpreadFactorAnalysis(BaseSpreadEstimator):
     Parameters
     ----------
     n_components : int, default=None
-        Latent dimension K. If None, the number of features.
+        Latent dimension K. If None, the number of features; 0 fits the
+        noise alone (as FactorAnalysis allows).
 
     spread : {'gaussian'}, GaussianSpread instance or None, default='gaussian'
         Spread noise applied to data and model. None is the noise-only
@@ -240,13 +87,29 @@ class SpreadFactorAnalysis(BaseSpreadEstimator):
         (0: the deterministic implicit model) and is solved in closed form;
         ``'diagonal'`` learns one variance per feature, as factor analysis.
 
+    noise_variance_init : array-like of shape (n_features,), default=None
+        Starting noise variances Psi of the spread-EM
+        (``noise_variance='diagonal'`` only; a fixed noise has nothing to
+        start). If None, the feature variances of the training data (all
+        variance unexplained), a statistic of the data, so that the fit does
+        not depend on its units; FactorAnalysis starts from ones.
+
     max_iter : int, default=1000
         Maximum number of spread-EM iterations (``noise_variance='diagonal'``).
 
     tol : float, default=1e-4
-        The spread-EM stops when the mean log-likelihood per training sample
-        increases by less than ``tol`` (FactorAnalysis's ``tol`` applies to the
-        sum over samples).
+        The spread-EM stops when the log-likelihood per training sample
+        increases by less than ``tol``, that is when ``loglike_`` (a total
+        over the N samples) increases by less than ``N * tol``.
+        FactorAnalysis applies its ``tol`` to the total itself; a tolerance
+        per sample stops at the same model whatever N, and so whichever way
+        :meth:`partial_fit` splits the data.
+
+    rotation : {'varimax', 'quartimax'} or None, default=None
+        Orthogonal rotation of the latent space applied to the fitted
+        loadings, as in FactorAnalysis (Kaiser's varimax or quartimax
+        criterion). Valid for every fit: the spread likelihood depends on W
+        only through W^T W, so the rotated model has the same likelihood.
 
     svd_method : {'lapack', 'randomized'}, default='lapack'
         How the top eigenpairs of the D x D statistics are found: 'lapack'
@@ -262,8 +125,9 @@ class SpreadFactorAnalysis(BaseSpreadEstimator):
     Attributes
     ----------
     components_ : ndarray of shape (n_components, n_features)
-        Loadings W (rows), up to a rotation of the latent space; each row is
-        signed so that its largest-magnitude entry is positive.
+        Loadings W (rows), up to a rotation of the latent space (the one
+        ``rotation`` picks, if any); each row is signed so that its
+        largest-magnitude entry is positive.
 
     mean_ : ndarray of shape (n_features,)
         Per-feature empirical mean mu.
@@ -281,8 +145,9 @@ class SpreadFactorAnalysis(BaseSpreadEstimator):
         Number of iterations run (1 for the closed form).
 
     loglike_ : list of float
-        Mean spread log-likelihood of the training data at each iteration
-        (its last entry equals ``score`` on the training data).
+        Spread log-likelihood of the training data, summed over the samples
+        (FactorAnalysis's convention), at each iteration: its last entry is
+        ``score_samples(X).sum()`` on the training data.
 
     n_features_in_ : int
         Number of features seen during ``fit``.
@@ -341,15 +206,17 @@ class SpreadFactorAnalysis(BaseSpreadEstimator):
     """
 
     _parameter_constraints: dict = {
-        "n_components": [Interval(Integral, 1, None, closed="left"), None],
+        "n_components": [Interval(Integral, 0, None, closed="left"), None],
         "spread": [StrOptions({"gaussian"}), GaussianSpread, None],
         "spread_scale": [Interval(Real, 0, None, closed="neither"), StrOptions({"auto"})],
         "noise_variance": [
             Interval(Real, 0, None, closed="left"),
             StrOptions({"diagonal"}),
         ],
+        "noise_variance_init": ["array-like", None],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
         "tol": [Interval(Real, 0, None, closed="left")],
+        "rotation": [StrOptions({"varimax", "quartimax"}), None],
         "svd_method": [StrOptions({"lapack", "randomized"})],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
@@ -362,8 +229,10 @@ class SpreadFactorAnalysis(BaseSpreadEstimator):
         spread="gaussian",
         spread_scale="auto",
         noise_variance=0.0,
+        noise_variance_init=None,
         max_iter=1000,
         tol=1e-4,
+        rotation=None,
         svd_method="lapack",
         random_state=None,
         verbose=0,
@@ -372,8 +241,10 @@ class SpreadFactorAnalysis(BaseSpreadEstimator):
         self.spread = spread
         self.spread_scale = spread_scale
         self.noise_variance = noise_variance
+        self.noise_variance_init = noise_variance_init
         self.max_iter = max_iter
         self.tol = tol
+        self.rotation = rotation
         self.svd_method = svd_method
         self.random_state = random_state
         self.verbose = verbose
@@ -399,19 +270,51 @@ class SpreadFactorAnalysis(BaseSpreadEstimator):
             The fitted estimator.
         """
         X = validate_data(self, X, dtype=np.float64)
-        n_features = X.shape[1]
+        self._fit_moments(*_data_moments(X))
+        return self
+
+    def _noise_start(self, covariance):
+        """Starting Psi of the spread-EM: ``noise_variance_init`` checked, or the feature variances."""
+        n_features = len(covariance)
+        if self.noise_variance_init is None:
+            # All variance unexplained: a statistic of the data, so the
+            # iterates scale with the units of X.
+            return np.diag(covariance).copy()
+        noise_init = np.asarray(self.noise_variance_init, dtype=np.float64)
+        if noise_init.shape != (n_features,):
+            raise ValueError(
+                f"noise_variance_init has shape {noise_init.shape}, but the data have "
+                f"{n_features} features: give one starting variance per feature."
+            )
+        if not np.all(np.isfinite(noise_init)) or np.any(noise_init < 0):
+            raise ValueError(
+                "noise_variance_init must hold finite non-negative variances; "
+                f"got {self.noise_variance_init!r}."
+            )
+        return noise_init
+
+    def _fit_moments(self, n_samples, mean, scatter):
+        """Fit the model to the data's count, mean and scatter, and store it."""
+        n_features = len(mean)
+        covariance = scatter / n_samples
         n_components = n_features if self.n_components is None else self.n_components
         if n_components > n_features:
             raise ValueError(
                 f"n_components={n_components} must be at most n_features={n_features}: "
                 "the latent space cannot be larger than the data space."
             )
-        spread = self._resolve_spread(X, self.noise_variance)
+        learned_noise = isinstance(self.noise_variance, str)
+        if self.noise_variance_init is not None and not learned_noise:
+            raise ValueError(
+                "noise_variance_init is the start of a learned noise: it applies "
+                "only with noise_variance='diagonal', not with the fixed "
+                f"noise_variance={self.noise_variance!r}. Set noise_variance_init=None."
+            )
+        spread = self._resolve_spread(covariance, self.noise_variance)
         spread_variance = 0.0 if spread is None else spread.variance
         random_state = check_random_state(self.random_state)
 
-        mean, covariance = _mean_and_covariance(X)
-        if self.noise_variance == "diagonal":
+        if learned_noise:
             noise_floor = 0.0
             if spread is None:
                 noise_floor = _RELATIVE_NOISE_FLOOR_WITHOUT_SPREAD * max(
@@ -421,6 +324,7 @@ class SpreadFactorAnalysis(BaseSpreadEstimator):
                 covariance,
                 n_components,
                 spread_variance,
+                self._noise_start(covariance),
                 noise_floor,
                 self.max_iter,
                 self.tol,
@@ -432,7 +336,7 @@ class SpreadFactorAnalysis(BaseSpreadEstimator):
                 increase = loglike[-1] - loglike[-2] if len(loglike) > 1 else np.inf
                 warnings.warn(
                     f"SpreadFactorAnalysis did not converge in max_iter={self.max_iter} "
-                    f"iterations (last increase of the mean log-likelihood "
+                    f"iterations (last increase of the log-likelihood per sample "
                     f"{increase:.3g} > tol={self.tol:g}). Increase max_iter or tol.",
                     ConvergenceWarning,
                 )
@@ -447,14 +351,25 @@ class SpreadFactorAnalysis(BaseSpreadEstimator):
             )
             noise_variance = np.full(n_features, float(self.noise_variance))
             loglike, n_iter = [final_loglike], 1
+        if self.rotation is not None:
+            components = _rotate(components, self.rotation)
 
         self.mean_ = mean
         self.components_ = _orient(components)
         self.noise_variance_ = noise_variance
         self._store_spread(spread)
         self.n_iter_ = n_iter
-        self.loglike_ = loglike
-        return self
+        self.loglike_ = [n_samples * value for value in loglike]
+
+    def _auto_spread_std(self, covariance):
+        """The base's 'auto' spread, measured on the covariance instead of the data.
+
+        The base's rule reads only the per-feature variances; two rows
+        -s and +s have exactly the variances s^2, so the rule is applied
+        to them rather than written a second time.
+        """
+        feature_std = np.sqrt(np.maximum(np.diag(covariance), 0.0))
+        return super()._auto_spread_std(np.stack([-feature_std, feature_std]))
 
     def transform(self, X):
         """Posterior mean E[z | x] of the latent variables under the model.
