@@ -185,6 +185,14 @@ class SpreadFactorAnalysis(BaseSpreadEstimator):
     noise Psi + sigma^2 I, Psi kept >= 0. Its iterations cost O(D^3),
     independent of the number of samples.
 
+    Float32 data are fitted in float64: the mean and the scatter are
+    accumulated in float64 from blocks of rows and every solver step runs in
+    float64; the fitted arrays and the outputs of ``transform``,
+    ``inverse_transform``, ``sample``, ``get_covariance`` and
+    ``get_precision`` are float32. ``score_samples`` and ``loglike_`` stay
+    float64: a log-density is a sum of D terms and a log-determinant, and
+    float32 would keep only about 7 digits of it.
+
     References
     ----------
     .. [1] M. Zhang, P. Hayes, T. Bird, R. Habib, D. Barber, "Spread
@@ -269,8 +277,8 @@ class SpreadFactorAnalysis(BaseSpreadEstimator):
         self : SpreadFactorAnalysis
             The fitted estimator.
         """
-        X = validate_data(self, X, dtype=np.float64)
-        self._fit_moments(*_data_moments(X))
+        X = validate_data(self, X, dtype=[np.float64, np.float32])
+        self._fit_moments(*_data_moments(X), dtype=X.dtype)
         return self
 
     def _noise_start(self, covariance):
@@ -293,8 +301,11 @@ class SpreadFactorAnalysis(BaseSpreadEstimator):
             )
         return noise_init
 
-    def _fit_moments(self, n_samples, mean, scatter):
-        """Fit the model to the data's count, mean and scatter, and store it."""
+    def _fit_moments(self, n_samples, mean, scatter, dtype):
+        """Fit the model to the data's count, mean and scatter (float64), and store it.
+
+        The fitted arrays are stored in ``dtype``, the dtype of the data.
+        """
         n_features = len(mean)
         covariance = scatter / n_samples
         n_components = n_features if self.n_components is None else self.n_components
@@ -354,9 +365,9 @@ class SpreadFactorAnalysis(BaseSpreadEstimator):
         if self.rotation is not None:
             components = _rotate(components, self.rotation)
 
-        self.mean_ = mean
-        self.components_ = _orient(components)
-        self.noise_variance_ = noise_variance
+        self.mean_ = mean.astype(dtype)
+        self.components_ = _orient(components).astype(dtype)
+        self.noise_variance_ = noise_variance.astype(dtype)
         self._store_spread(spread)
         self.n_iter_ = n_iter
         self.loglike_ = [n_samples * value for value in loglike]
@@ -385,11 +396,15 @@ class SpreadFactorAnalysis(BaseSpreadEstimator):
         Returns
         -------
         Z : ndarray of shape (n_samples, n_components)
-            Latent means.
+            Latent means, in the dtype of ``X`` (float32 stays float32).
         """
         check_is_fitted(self)
-        X = validate_data(self, X, reset=False, dtype=np.float64)
-        return (X - self.mean_) @ _posterior_mean_map(self.components_, self.noise_variance_)
+        X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
+        # The K x D map is solved in float64, then applied in the dtype of X.
+        mapping = _posterior_mean_map(
+            self.components_.astype(np.float64), self.noise_variance_.astype(np.float64)
+        )
+        return (X - self.mean_.astype(X.dtype)) @ mapping.astype(X.dtype)
 
     def inverse_transform(self, X):
         """Generator output W z + mu of latent points (without noise).
@@ -402,9 +417,10 @@ class SpreadFactorAnalysis(BaseSpreadEstimator):
         Returns
         -------
         X_original : ndarray of shape (n_samples, n_features)
+            Float32 when both the latent points and the fit are float32.
         """
         check_is_fitted(self)
-        Z = self._validate_latent(X, dtype=np.float64)
+        Z = self._validate_latent(X)
         return Z @ self.components_ + self.mean_
 
     def sample(self, n_samples=1, random_state=None):
@@ -423,14 +439,16 @@ class SpreadFactorAnalysis(BaseSpreadEstimator):
         Returns
         -------
         X : ndarray of shape (n_samples, n_features)
+            In the dtype of the fit.
         """
         check_is_fitted(self)
         n_samples = check_n_samples(n_samples)
         rng = check_random_state(random_state)
         n_components, n_features = self.components_.shape
-        latent = rng.standard_normal((n_samples, n_components))
-        noise = rng.standard_normal((n_samples, n_features)) * np.sqrt(self.noise_variance_)
-        return latent @ self.components_ + self.mean_ + noise
+        dtype = self.components_.dtype
+        latent = rng.standard_normal((n_samples, n_components)).astype(dtype)
+        noise = rng.standard_normal((n_samples, n_features)).astype(dtype)
+        return latent @ self.components_ + self.mean_ + noise * np.sqrt(self.noise_variance_)
 
     def get_covariance(self):
         """Model covariance W^T W + diag(Psi) of x (without spread).
@@ -438,9 +456,15 @@ class SpreadFactorAnalysis(BaseSpreadEstimator):
         Returns
         -------
         cov : ndarray of shape (n_features, n_features)
+            In the dtype of the fit.
         """
+        return self._model_covariance().astype(self.components_.dtype)
+
+    def _model_covariance(self):
+        """W^T W + diag(Psi) in float64, whatever the dtype of the fit."""
         check_is_fitted(self)
-        covariance = self.components_.T @ self.components_
+        components = self.components_.astype(np.float64)
+        covariance = components.T @ components
         covariance.flat[:: len(covariance) + 1] += self.noise_variance_
         return covariance
 
@@ -450,6 +474,7 @@ class SpreadFactorAnalysis(BaseSpreadEstimator):
         Returns
         -------
         precision : ndarray of shape (n_features, n_features)
+            Solved in float64, returned in the dtype of the fit.
 
         Raises
         ------
@@ -457,7 +482,7 @@ class SpreadFactorAnalysis(BaseSpreadEstimator):
             When the model covariance is singular (a deterministic model with
             fewer components than features has no density without spread).
         """
-        covariance = self.get_covariance()
+        covariance = self._model_covariance()
         try:
             factor = linalg.cho_factor(covariance, lower=True)
         except linalg.LinAlgError as error:
@@ -468,7 +493,8 @@ class SpreadFactorAnalysis(BaseSpreadEstimator):
                 "The spread model's covariance get_covariance() + spread_scale_**2 * I "
                 "is invertible."
             ) from error
-        return linalg.cho_solve(factor, np.eye(len(covariance)))
+        precision = linalg.cho_solve(factor, np.eye(len(covariance)))
+        return precision.astype(self.components_.dtype)
 
     def score_samples(self, X):
         """Exact spread log-likelihood of each sample.
@@ -484,11 +510,13 @@ class SpreadFactorAnalysis(BaseSpreadEstimator):
         Returns
         -------
         log_likelihood : ndarray of shape (n_samples,)
+            Float64 for any input: the log-density sums D terms and a
+            log-determinant, which float32 would round to about 7 digits.
         """
         check_is_fitted(self)
         X = validate_data(self, X, reset=False, dtype=np.float64)
         spread_variance = 0.0 if self.spread_ is None else self.spread_.variance
-        covariance = self.get_covariance()
+        covariance = self._model_covariance()
         n_features = len(covariance)
         covariance.flat[:: n_features + 1] += spread_variance
         cholesky = linalg.cholesky(covariance, lower=True)
@@ -502,6 +530,10 @@ class SpreadFactorAnalysis(BaseSpreadEstimator):
             log_likelihood -= 0.5 * spread_variance * np.sum(inverse_cholesky**2)
         return log_likelihood
 
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.transformer_tags.preserves_dtype = ["float64", "float32"]
+        return tags
 
     @property
     def _n_features_out(self):
