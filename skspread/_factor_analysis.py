@@ -27,6 +27,8 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from ._base import BaseSpreadEstimator, atomic_fit, check_n_samples
 from ._factor_analysis_solvers import (
     _data_moments,
+    _merge_moments,
+    _noise_start,
     _fit_diagonal,
     _fit_isotropic,
     _orient,
@@ -140,6 +142,10 @@ class SpreadFactorAnalysis(BaseSpreadEstimator):
 
     spread_scale_ : float or None
         Standard deviation sigma of the spread used, None without spread.
+
+    n_samples_seen_ : int
+        Number of training samples the fit rests on (all blocks given to
+        :meth:`partial_fit` since the last :meth:`fit`).
 
     n_iter_ : int
         Number of iterations run (1 for the closed form).
@@ -278,34 +284,69 @@ class SpreadFactorAnalysis(BaseSpreadEstimator):
             The fitted estimator.
         """
         X = validate_data(self, X, dtype=[np.float64, np.float32])
-        self._fit_moments(*_data_moments(X), dtype=X.dtype)
+        self._fit_moments(_data_moments(X), dtype=X.dtype)
         return self
 
-    def _noise_start(self, covariance):
-        """Starting Psi of the spread-EM: ``noise_variance_init`` checked, or the feature variances."""
-        n_features = len(covariance)
-        if self.noise_variance_init is None:
-            # All variance unexplained: a statistic of the data, so the
-            # iterates scale with the units of X.
-            return np.diag(covariance).copy()
-        noise_init = np.asarray(self.noise_variance_init, dtype=np.float64)
-        if noise_init.shape != (n_features,):
-            raise ValueError(
-                f"noise_variance_init has shape {noise_init.shape}, but the data have "
-                f"{n_features} features: give one starting variance per feature."
-            )
-        if not np.all(np.isfinite(noise_init)) or np.any(noise_init < 0):
-            raise ValueError(
-                "noise_variance_init must hold finite non-negative variances; "
-                f"got {self.noise_variance_init!r}."
-            )
-        return noise_init
+    @atomic_fit
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y=None):
+        """Add a block of samples and refit on every sample seen so far.
 
-    def _fit_moments(self, n_samples, mean, scatter, dtype):
+        The model depends on the data only through their count, mean and
+        scatter matrix, which add up across blocks (merged with the update of
+        Chan, Golub and LeVeque, stable whatever the means of the blocks).
+        Each call refits from the same start as :meth:`fit`, on the merged
+        statistics, so that after any split of X into blocks the model is
+        ``fit(X)`` up to rounding; a refit costs O(D^3) per iteration, not
+        O(N). Memory is O(D^2) beyond the block. ``spread_scale='auto'``
+        follows the variances of all samples seen. The fitted dtype is that
+        of the first block. :meth:`fit` starts afresh.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            A block of training data.
+
+        y : Ignored
+            Not used, present for API consistency by convention.
+
+        Returns
+        -------
+        self : SpreadFactorAnalysis
+            The estimator fitted to all blocks so far.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from skspread import SpreadFactorAnalysis
+        >>> X = np.random.default_rng(0).standard_normal((1000, 4))
+        >>> model = SpreadFactorAnalysis(2, noise_variance="diagonal")
+        >>> for block in np.array_split(X, 4):
+        ...     model = model.partial_fit(block)
+        >>> model.n_samples_seen_
+        1000
+        >>> whole = SpreadFactorAnalysis(2, noise_variance="diagonal").fit(X)
+        >>> bool(np.allclose(model.components_, whole.components_, rtol=1e-10))
+        True
+        """
+        first_block = not hasattr(self, "n_samples_seen_")
+        X = validate_data(self, X, reset=first_block, dtype=[np.float64, np.float32])
+        moments = _data_moments(X)
+        if first_block:
+            dtype = X.dtype
+        else:
+            moments = _merge_moments(self._moments, moments)
+            dtype = self.components_.dtype
+        self._fit_moments(moments, dtype=dtype)
+        return self
+
+    def _fit_moments(self, moments, dtype):
         """Fit the model to the data's count, mean and scatter (float64), and store it.
 
-        The fitted arrays are stored in ``dtype``, the dtype of the data.
+        The fitted arrays are stored in ``dtype``, the dtype of the data; the
+        moments are kept for :meth:`partial_fit`.
         """
+        n_samples, mean, scatter = moments
         n_features = len(mean)
         covariance = scatter / n_samples
         n_components = n_features if self.n_components is None else self.n_components
@@ -335,7 +376,7 @@ class SpreadFactorAnalysis(BaseSpreadEstimator):
                 covariance,
                 n_components,
                 spread_variance,
-                self._noise_start(covariance),
+                _noise_start(self.noise_variance_init, covariance),
                 noise_floor,
                 self.max_iter,
                 self.tol,
@@ -371,6 +412,8 @@ class SpreadFactorAnalysis(BaseSpreadEstimator):
         self._store_spread(spread)
         self.n_iter_ = n_iter
         self.loglike_ = [n_samples * value for value in loglike]
+        self.n_samples_seen_ = n_samples
+        self._moments = moments
 
     def _auto_spread_std(self, covariance):
         """The base's 'auto' spread, measured on the covariance instead of the data.

@@ -104,6 +104,27 @@ def _fit_isotropic(
     return components, loglike
 
 
+def _noise_start(noise_variance_init, covariance):
+    """Starting Psi of the spread-EM: ``noise_variance_init`` checked, or the feature variances."""
+    n_features = len(covariance)
+    if noise_variance_init is None:
+        # All variance unexplained: a statistic of the data, so the iterates
+        # scale with the units of X.
+        return np.diag(covariance).copy()
+    noise_init = np.asarray(noise_variance_init, dtype=np.float64)
+    if noise_init.shape != (n_features,):
+        raise ValueError(
+            f"noise_variance_init has shape {noise_init.shape}, but the data have "
+            f"{n_features} features: give one starting variance per feature."
+        )
+    if not np.all(np.isfinite(noise_init)) or np.any(noise_init < 0):
+        raise ValueError(
+            "noise_variance_init must hold finite non-negative variances; "
+            f"got {noise_variance_init!r}."
+        )
+    return noise_init
+
+
 def _fit_diagonal(
     covariance,
     n_components,
