@@ -22,179 +22,27 @@ from sklearn.base import _fit_context
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.extmath import randomized_svd
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._base import BaseSpreadEstimator, atomic_fit, check_n_samples
+from ._factor_analysis_solvers import (
+    _data_moments,
+    _merge_moments,
+    _noise_start,
+    _fit_diagonal,
+    _fit_isotropic,
+    _orient,
+    _posterior_mean_map,
+    _rotate,
+)
 from .spread import GaussianSpread
 
 __all__ = ["SpreadFactorAnalysis"]
-
-# The uncentred formula S = X^T X / N - mu mu^T (one BLAS call, no copy of X)
-# loses about log10(mu_j^2 / S_jj) digits; beyond this ratio (about 12 of 16
-# digits kept) the rows are centred block by block instead.
-_MAX_MEAN_SQUARE_TO_VARIANCE = 1e4
-_BLOCK_ROWS = 4096
 
 # The noise-only baseline divides by the noise variances, so they are floored
 # at this fraction of the mean feature variance (FactorAnalysis floors them at
 # 1e-12 in absolute terms; a relative floor keeps the fit equivariant to units).
 _RELATIVE_NOISE_FLOOR_WITHOUT_SPREAD = 1e-12
-
-
-def _mean_and_covariance(X):
-    """Column means and biased (1/N) covariance of ``X``."""
-    n_samples, n_features = X.shape
-    mean = X.mean(axis=0)
-    covariance = X.T @ X / n_samples - np.outer(mean, mean)
-    if np.all(mean**2 <= _MAX_MEAN_SQUARE_TO_VARIANCE * np.diag(covariance)):
-        return mean, covariance
-    scatter = np.zeros((n_features, n_features))
-    for start in range(0, n_samples, _BLOCK_ROWS):
-        block = X[start : start + _BLOCK_ROWS] - mean
-        scatter += block.T @ block
-    return mean, scatter / n_samples
-
-
-def _top_eigenpairs(matrix, n_components, svd_method, random_state):
-    """Largest eigenvalues (descending) and their eigenvectors (columns) of a PSD matrix."""
-    n_features = matrix.shape[0]
-    if svd_method == "lapack":
-        values, vectors = linalg.eigh(
-            matrix,
-            subset_by_index=[n_features - n_components, n_features - 1],
-            check_finite=False,
-        )
-        return values[::-1], vectors[:, ::-1]
-    vectors, values, _ = randomized_svd(matrix, n_components, random_state=random_state)
-    return values, vectors
-
-
-def _fit_isotropic(
-    covariance, n_components, noise_variance, spread_variance, svd_method, random_state
-):
-    """Closed-form spread MLE of W for a fixed isotropic noise gamma^2 (spec section 3).
-
-    The spread data have covariance S + sigma^2 I and the model
-    W W^T + (gamma^2 + sigma^2) I, so the probabilistic-PCA solution with
-    noise gamma^2 + sigma^2 applies and sigma cancels from W:
-    W = U_K diag(max(lambda_k - gamma^2, 0))^(1/2).
-
-    Returns
-    -------
-    components : ndarray of shape (n_components, n_features)
-    loglike : float
-        Mean spread log-likelihood of the training data at the solution.
-    """
-    n_features = covariance.shape[0]
-    values, vectors = _top_eigenpairs(covariance, n_components, svd_method, random_state)
-    # Round-off can make the eigenvalues of a singular S slightly negative.
-    values = np.maximum(values, 0.0)
-    components = (np.sqrt(np.maximum(values - noise_variance, 0.0)) * vectors).T
-
-    floor_variance = noise_variance + spread_variance
-    model_variances = np.maximum(values, noise_variance) + spread_variance
-    n_rest = n_features - n_components
-    rest = max(np.trace(covariance) - values.sum(), 0.0)
-    log_det = np.sum(np.log(model_variances)) + n_rest * log(floor_variance)
-    mahalanobis = (
-        np.sum((values + spread_variance) / model_variances)
-        + (rest + n_rest * spread_variance) / floor_variance
-    )
-    loglike = -0.5 * (n_features * log(2.0 * pi) + log_det + mahalanobis)
-    return components, loglike
-
-
-def _fit_diagonal(
-    covariance,
-    n_components,
-    spread_variance,
-    noise_floor,
-    max_iter,
-    tol,
-    svd_method,
-    random_state,
-    verbose,
-):
-    """Spread-EM for factor analysis on the statistics S + sigma^2 I.
-
-    Each iteration maximises over W exactly for the current total noise
-    Phi = Psi + sigma^2 I (top eigenpairs of Phi^-1/2 (S + sigma^2 I) Phi^-1/2,
-    Barber, BRML algorithm 21.1, as scikit-learn's FactorAnalysis does on the
-    data), then takes the EM step for Psi,
-    Psi = diag(S + sigma^2 I - W W^T) - sigma^2, kept >= ``noise_floor``.
-    Both steps increase the spread log-likelihood. With spread the floor is 0:
-    Phi stays >= sigma^2, so a feature without noise (a Heywood case) reaches
-    Psi_j = 0 exactly and the likelihood stays finite.
-
-    Returns
-    -------
-    components : ndarray of shape (n_components, n_features)
-    noise_variance : ndarray of shape (n_features,)
-    loglike : list of float
-        Mean spread log-likelihood of the training data at each iteration.
-    n_iter : int
-    converged : bool
-    """
-    n_features = covariance.shape[0]
-    variances = np.diag(covariance)
-    # Start from the feature variances (all variance unexplained): a
-    # statistic of the data, so the iterates scale with the units of X.
-    noise_variance = variances.copy()
-    log_2pi = n_features * log(2.0 * pi)
-    loglike = []
-    previous = -np.inf
-    converged = False
-    for n_iter in range(1, max_iter + 1):
-        total_noise = noise_variance + spread_variance
-        scale = np.sqrt(total_noise)
-        whitened = covariance / np.outer(scale, scale)
-        whitened.flat[:: n_features + 1] += spread_variance / total_noise
-        values, vectors = _top_eigenpairs(whitened, n_components, svd_method, random_state)
-        components = (np.sqrt(np.maximum(values - 1.0, 0.0)) * vectors).T * scale
-
-        # At the optimal W, C^-1/2 (S + sigma^2 I) C^-1/2 has the eigenvalues
-        # min(lambda_k, 1) on the K fitted directions and lambda_k elsewhere.
-        unexplained = np.trace(whitened) - values.sum()
-        current = -0.5 * (
-            log_2pi
-            + np.sum(np.log(total_noise))
-            + np.sum(np.log(np.maximum(values, 1.0)))
-            + np.sum(np.minimum(values, 1.0))
-            + unexplained
-        )
-        loglike.append(current)
-        if verbose:
-            print(f"[SpreadFactorAnalysis] iteration {n_iter}: mean log-likelihood {current:.10g}")
-        if current - previous < tol:
-            converged = True
-            break
-        previous = current
-        noise_variance = np.maximum(variances - np.sum(components**2, axis=0), noise_floor)
-    return components, noise_variance, loglike, n_iter, converged
-
-
-def _posterior_mean_map(components, noise_variance):
-    """Matrix P with E[z | x] = (x - mu) P for the model x = z W + mu + N(0, diag(Psi))."""
-    if np.all(noise_variance > 0):
-        weighted = components / noise_variance
-        precision_z = weighted @ components.T
-        precision_z.flat[:: len(precision_z) + 1] += 1.0
-        return linalg.solve(precision_z, weighted, assume_a="pos").T
-    # Zero noise somewhere: the posterior mean W C^+ (x - mu), with C the model
-    # covariance, is the limit as the noise vanishes; for the deterministic
-    # model it is the least-squares latent pinv(W) (x - mu).
-    covariance = components.T @ components
-    covariance.flat[:: len(covariance) + 1] += noise_variance
-    return linalg.pinvh(covariance) @ components.T
-
-
-def _orient(components):
-    """Flip each row so that its largest-magnitude entry is positive (a fixed sign)."""
-    largest = np.argmax(np.abs(components), axis=1)
-    signs = np.sign(components[np.arange(len(components)), largest])
-    signs[signs == 0] = 1.0
-    return components * signs[:, np.newaxis]
 
 
 class SpreadFactorAnalysis(BaseSpreadEstimator):
@@ -219,7 +67,8 @@ class SpreadFactorAnalysis(BaseSpreadEstimator):
     Parameters
     ----------
     n_components : int, default=None
-        Latent dimension K. If None, the number of features.
+        Latent dimension K. If None, the number of features; 0 fits the
+        noise alone (as FactorAnalysis allows).
 
     spread : {'gaussian'}, GaussianSpread instance or None, default='gaussian'
         Spread noise applied to data and model. None is the noise-only
@@ -240,13 +89,29 @@ class SpreadFactorAnalysis(BaseSpreadEstimator):
         (0: the deterministic implicit model) and is solved in closed form;
         ``'diagonal'`` learns one variance per feature, as factor analysis.
 
+    noise_variance_init : array-like of shape (n_features,), default=None
+        Starting noise variances Psi of the spread-EM
+        (``noise_variance='diagonal'`` only; a fixed noise has nothing to
+        start). If None, the feature variances of the training data (all
+        variance unexplained), a statistic of the data, so that the fit does
+        not depend on its units; FactorAnalysis starts from ones.
+
     max_iter : int, default=1000
         Maximum number of spread-EM iterations (``noise_variance='diagonal'``).
 
     tol : float, default=1e-4
-        The spread-EM stops when the mean log-likelihood per training sample
-        increases by less than ``tol`` (FactorAnalysis's ``tol`` applies to the
-        sum over samples).
+        The spread-EM stops when the log-likelihood per training sample
+        increases by less than ``tol``, that is when ``loglike_`` (a total
+        over the N samples) increases by less than ``N * tol``.
+        FactorAnalysis applies its ``tol`` to the total itself; a tolerance
+        per sample stops at the same model whatever N, and so whichever way
+        :meth:`partial_fit` splits the data.
+
+    rotation : {'varimax', 'quartimax'} or None, default=None
+        Orthogonal rotation of the latent space applied to the fitted
+        loadings, as in FactorAnalysis (Kaiser's varimax or quartimax
+        criterion). Valid for every fit: the spread likelihood depends on W
+        only through W^T W, so the rotated model has the same likelihood.
 
     svd_method : {'lapack', 'randomized'}, default='lapack'
         How the top eigenpairs of the D x D statistics are found: 'lapack'
@@ -262,8 +127,9 @@ class SpreadFactorAnalysis(BaseSpreadEstimator):
     Attributes
     ----------
     components_ : ndarray of shape (n_components, n_features)
-        Loadings W (rows), up to a rotation of the latent space; each row is
-        signed so that its largest-magnitude entry is positive.
+        Loadings W (rows), up to a rotation of the latent space (the one
+        ``rotation`` picks, if any); each row is signed so that its
+        largest-magnitude entry is positive.
 
     mean_ : ndarray of shape (n_features,)
         Per-feature empirical mean mu.
@@ -277,12 +143,17 @@ class SpreadFactorAnalysis(BaseSpreadEstimator):
     spread_scale_ : float or None
         Standard deviation sigma of the spread used, None without spread.
 
+    n_samples_seen_ : int
+        Number of training samples the fit rests on (all blocks given to
+        :meth:`partial_fit` since the last :meth:`fit`).
+
     n_iter_ : int
         Number of iterations run (1 for the closed form).
 
     loglike_ : list of float
-        Mean spread log-likelihood of the training data at each iteration
-        (its last entry equals ``score`` on the training data).
+        Spread log-likelihood of the training data, summed over the samples
+        (FactorAnalysis's convention), at each iteration: its last entry is
+        ``score_samples(X).sum()`` on the training data.
 
     n_features_in_ : int
         Number of features seen during ``fit``.
@@ -320,6 +191,14 @@ class SpreadFactorAnalysis(BaseSpreadEstimator):
     noise Psi + sigma^2 I, Psi kept >= 0. Its iterations cost O(D^3),
     independent of the number of samples.
 
+    Float32 data are fitted in float64: the mean and the scatter are
+    accumulated in float64 from blocks of rows and every solver step runs in
+    float64; the fitted arrays and the outputs of ``transform``,
+    ``inverse_transform``, ``sample``, ``get_covariance`` and
+    ``get_precision`` are float32. ``score_samples`` and ``loglike_`` stay
+    float64: a log-density is a sum of D terms and a log-determinant, and
+    float32 would keep only about 7 digits of it.
+
     References
     ----------
     .. [1] M. Zhang, P. Hayes, T. Bird, R. Habib, D. Barber, "Spread
@@ -341,15 +220,17 @@ class SpreadFactorAnalysis(BaseSpreadEstimator):
     """
 
     _parameter_constraints: dict = {
-        "n_components": [Interval(Integral, 1, None, closed="left"), None],
+        "n_components": [Interval(Integral, 0, None, closed="left"), None],
         "spread": [StrOptions({"gaussian"}), GaussianSpread, None],
         "spread_scale": [Interval(Real, 0, None, closed="neither"), StrOptions({"auto"})],
         "noise_variance": [
             Interval(Real, 0, None, closed="left"),
             StrOptions({"diagonal"}),
         ],
+        "noise_variance_init": ["array-like", None],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
         "tol": [Interval(Real, 0, None, closed="left")],
+        "rotation": [StrOptions({"varimax", "quartimax"}), None],
         "svd_method": [StrOptions({"lapack", "randomized"})],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
@@ -362,8 +243,10 @@ class SpreadFactorAnalysis(BaseSpreadEstimator):
         spread="gaussian",
         spread_scale="auto",
         noise_variance=0.0,
+        noise_variance_init=None,
         max_iter=1000,
         tol=1e-4,
+        rotation=None,
         svd_method="lapack",
         random_state=None,
         verbose=0,
@@ -372,8 +255,10 @@ class SpreadFactorAnalysis(BaseSpreadEstimator):
         self.spread = spread
         self.spread_scale = spread_scale
         self.noise_variance = noise_variance
+        self.noise_variance_init = noise_variance_init
         self.max_iter = max_iter
         self.tol = tol
+        self.rotation = rotation
         self.svd_method = svd_method
         self.random_state = random_state
         self.verbose = verbose
@@ -398,20 +283,90 @@ class SpreadFactorAnalysis(BaseSpreadEstimator):
         self : SpreadFactorAnalysis
             The fitted estimator.
         """
-        X = validate_data(self, X, dtype=np.float64)
-        n_features = X.shape[1]
+        X = validate_data(self, X, dtype=[np.float64, np.float32])
+        self._fit_moments(_data_moments(X), dtype=X.dtype)
+        return self
+
+    @atomic_fit
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y=None):
+        """Add a block of samples and refit on every sample seen so far.
+
+        The model depends on the data only through their count, mean and
+        scatter matrix, which add up across blocks (merged with the update of
+        Chan, Golub and LeVeque, stable whatever the means of the blocks).
+        Each call refits from the same start as :meth:`fit`, on the merged
+        statistics, so that after any split of X into blocks the model is
+        ``fit(X)`` up to rounding; a refit costs O(D^3) per iteration, not
+        O(N). Memory is O(D^2) beyond the block. ``spread_scale='auto'``
+        follows the variances of all samples seen. The fitted dtype is that
+        of the first block. :meth:`fit` starts afresh.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            A block of training data.
+
+        y : Ignored
+            Not used, present for API consistency by convention.
+
+        Returns
+        -------
+        self : SpreadFactorAnalysis
+            The estimator fitted to all blocks so far.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from skspread import SpreadFactorAnalysis
+        >>> X = np.random.default_rng(0).standard_normal((1000, 4))
+        >>> model = SpreadFactorAnalysis(2, noise_variance="diagonal")
+        >>> for block in np.array_split(X, 4):
+        ...     model = model.partial_fit(block)
+        >>> model.n_samples_seen_
+        1000
+        >>> whole = SpreadFactorAnalysis(2, noise_variance="diagonal").fit(X)
+        >>> bool(np.allclose(model.components_, whole.components_, rtol=1e-10))
+        True
+        """
+        first_block = not hasattr(self, "n_samples_seen_")
+        X = validate_data(self, X, reset=first_block, dtype=[np.float64, np.float32])
+        moments = _data_moments(X)
+        if first_block:
+            dtype = X.dtype
+        else:
+            moments = _merge_moments(self._moments, moments)
+            dtype = self.components_.dtype
+        self._fit_moments(moments, dtype=dtype)
+        return self
+
+    def _fit_moments(self, moments, dtype):
+        """Fit the model to the data's count, mean and scatter (float64), and store it.
+
+        The fitted arrays are stored in ``dtype``, the dtype of the data; the
+        moments are kept for :meth:`partial_fit`.
+        """
+        n_samples, mean, scatter = moments
+        n_features = len(mean)
+        covariance = scatter / n_samples
         n_components = n_features if self.n_components is None else self.n_components
         if n_components > n_features:
             raise ValueError(
                 f"n_components={n_components} must be at most n_features={n_features}: "
                 "the latent space cannot be larger than the data space."
             )
-        spread = self._resolve_spread(X, self.noise_variance)
+        learned_noise = isinstance(self.noise_variance, str)
+        if self.noise_variance_init is not None and not learned_noise:
+            raise ValueError(
+                "noise_variance_init is the start of a learned noise: it applies "
+                "only with noise_variance='diagonal', not with the fixed "
+                f"noise_variance={self.noise_variance!r}. Set noise_variance_init=None."
+            )
+        spread = self._resolve_spread(covariance, self.noise_variance)
         spread_variance = 0.0 if spread is None else spread.variance
         random_state = check_random_state(self.random_state)
 
-        mean, covariance = _mean_and_covariance(X)
-        if self.noise_variance == "diagonal":
+        if learned_noise:
             noise_floor = 0.0
             if spread is None:
                 noise_floor = _RELATIVE_NOISE_FLOOR_WITHOUT_SPREAD * max(
@@ -421,6 +376,7 @@ class SpreadFactorAnalysis(BaseSpreadEstimator):
                 covariance,
                 n_components,
                 spread_variance,
+                _noise_start(self.noise_variance_init, covariance),
                 noise_floor,
                 self.max_iter,
                 self.tol,
@@ -432,7 +388,7 @@ class SpreadFactorAnalysis(BaseSpreadEstimator):
                 increase = loglike[-1] - loglike[-2] if len(loglike) > 1 else np.inf
                 warnings.warn(
                     f"SpreadFactorAnalysis did not converge in max_iter={self.max_iter} "
-                    f"iterations (last increase of the mean log-likelihood "
+                    f"iterations (last increase of the log-likelihood per sample "
                     f"{increase:.3g} > tol={self.tol:g}). Increase max_iter or tol.",
                     ConvergenceWarning,
                 )
@@ -447,14 +403,27 @@ class SpreadFactorAnalysis(BaseSpreadEstimator):
             )
             noise_variance = np.full(n_features, float(self.noise_variance))
             loglike, n_iter = [final_loglike], 1
+        if self.rotation is not None:
+            components = _rotate(components, self.rotation)
 
-        self.mean_ = mean
-        self.components_ = _orient(components)
-        self.noise_variance_ = noise_variance
+        self.mean_ = mean.astype(dtype)
+        self.components_ = _orient(components).astype(dtype)
+        self.noise_variance_ = noise_variance.astype(dtype)
         self._store_spread(spread)
         self.n_iter_ = n_iter
-        self.loglike_ = loglike
-        return self
+        self.loglike_ = [n_samples * value for value in loglike]
+        self.n_samples_seen_ = n_samples
+        self._moments = moments
+
+    def _auto_spread_std(self, covariance):
+        """The base's 'auto' spread, measured on the covariance instead of the data.
+
+        The base's rule reads only the per-feature variances; two rows
+        -s and +s have exactly the variances s^2, so the rule is applied
+        to them rather than written a second time.
+        """
+        feature_std = np.sqrt(np.maximum(np.diag(covariance), 0.0))
+        return super()._auto_spread_std(np.stack([-feature_std, feature_std]))
 
     def transform(self, X):
         """Posterior mean E[z | x] of the latent variables under the model.
@@ -470,11 +439,15 @@ class SpreadFactorAnalysis(BaseSpreadEstimator):
         Returns
         -------
         Z : ndarray of shape (n_samples, n_components)
-            Latent means.
+            Latent means, in the dtype of ``X`` (float32 stays float32).
         """
         check_is_fitted(self)
-        X = validate_data(self, X, reset=False, dtype=np.float64)
-        return (X - self.mean_) @ _posterior_mean_map(self.components_, self.noise_variance_)
+        X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
+        # The K x D map is solved in float64, then applied in the dtype of X.
+        mapping = _posterior_mean_map(
+            self.components_.astype(np.float64), self.noise_variance_.astype(np.float64)
+        )
+        return (X - self.mean_.astype(X.dtype)) @ mapping.astype(X.dtype)
 
     def inverse_transform(self, X):
         """Generator output W z + mu of latent points (without noise).
@@ -487,9 +460,10 @@ class SpreadFactorAnalysis(BaseSpreadEstimator):
         Returns
         -------
         X_original : ndarray of shape (n_samples, n_features)
+            Float32 when both the latent points and the fit are float32.
         """
         check_is_fitted(self)
-        Z = self._validate_latent(X, dtype=np.float64)
+        Z = self._validate_latent(X)
         return Z @ self.components_ + self.mean_
 
     def sample(self, n_samples=1, random_state=None):
@@ -508,14 +482,16 @@ class SpreadFactorAnalysis(BaseSpreadEstimator):
         Returns
         -------
         X : ndarray of shape (n_samples, n_features)
+            In the dtype of the fit.
         """
         check_is_fitted(self)
         n_samples = check_n_samples(n_samples)
         rng = check_random_state(random_state)
         n_components, n_features = self.components_.shape
-        latent = rng.standard_normal((n_samples, n_components))
-        noise = rng.standard_normal((n_samples, n_features)) * np.sqrt(self.noise_variance_)
-        return latent @ self.components_ + self.mean_ + noise
+        dtype = self.components_.dtype
+        latent = rng.standard_normal((n_samples, n_components)).astype(dtype)
+        noise = rng.standard_normal((n_samples, n_features)).astype(dtype)
+        return latent @ self.components_ + self.mean_ + noise * np.sqrt(self.noise_variance_)
 
     def get_covariance(self):
         """Model covariance W^T W + diag(Psi) of x (without spread).
@@ -523,9 +499,15 @@ class SpreadFactorAnalysis(BaseSpreadEstimator):
         Returns
         -------
         cov : ndarray of shape (n_features, n_features)
+            In the dtype of the fit.
         """
+        return self._model_covariance().astype(self.components_.dtype)
+
+    def _model_covariance(self):
+        """W^T W + diag(Psi) in float64, whatever the dtype of the fit."""
         check_is_fitted(self)
-        covariance = self.components_.T @ self.components_
+        components = self.components_.astype(np.float64)
+        covariance = components.T @ components
         covariance.flat[:: len(covariance) + 1] += self.noise_variance_
         return covariance
 
@@ -535,6 +517,7 @@ class SpreadFactorAnalysis(BaseSpreadEstimator):
         Returns
         -------
         precision : ndarray of shape (n_features, n_features)
+            Solved in float64, returned in the dtype of the fit.
 
         Raises
         ------
@@ -542,7 +525,7 @@ class SpreadFactorAnalysis(BaseSpreadEstimator):
             When the model covariance is singular (a deterministic model with
             fewer components than features has no density without spread).
         """
-        covariance = self.get_covariance()
+        covariance = self._model_covariance()
         try:
             factor = linalg.cho_factor(covariance, lower=True)
         except linalg.LinAlgError as error:
@@ -553,7 +536,8 @@ class SpreadFactorAnalysis(BaseSpreadEstimator):
                 "The spread model's covariance get_covariance() + spread_scale_**2 * I "
                 "is invertible."
             ) from error
-        return linalg.cho_solve(factor, np.eye(len(covariance)))
+        precision = linalg.cho_solve(factor, np.eye(len(covariance)))
+        return precision.astype(self.components_.dtype)
 
     def score_samples(self, X):
         """Exact spread log-likelihood of each sample.
@@ -569,11 +553,13 @@ class SpreadFactorAnalysis(BaseSpreadEstimator):
         Returns
         -------
         log_likelihood : ndarray of shape (n_samples,)
+            Float64 for any input: the log-density sums D terms and a
+            log-determinant, which float32 would round to about 7 digits.
         """
         check_is_fitted(self)
         X = validate_data(self, X, reset=False, dtype=np.float64)
         spread_variance = 0.0 if self.spread_ is None else self.spread_.variance
-        covariance = self.get_covariance()
+        covariance = self._model_covariance()
         n_features = len(covariance)
         covariance.flat[:: n_features + 1] += spread_variance
         cholesky = linalg.cholesky(covariance, lower=True)
@@ -587,6 +573,10 @@ class SpreadFactorAnalysis(BaseSpreadEstimator):
             log_likelihood -= 0.5 * spread_variance * np.sum(inverse_cholesky**2)
         return log_likelihood
 
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.transformer_tags.preserves_dtype = ["float64", "float32"]
+        return tags
 
     @property
     def _n_features_out(self):
