@@ -13,10 +13,12 @@ import tempfile
 import urllib.error
 import urllib.request
 from numbers import Real
+from os import PathLike
 from pathlib import Path
 
 import numpy as np
 from sklearn.utils import Bunch, check_random_state
+from sklearn.utils._param_validation import StrOptions, validate_params
 from tqdm.auto import tqdm
 
 from ._sources import SOURCES, sample_sources
@@ -187,6 +189,7 @@ def _resolve_data_home(data_home):
     return Path(data_home).expanduser()
 
 
+@validate_params({"data_home": [str, PathLike, None]}, prefer_skip_nested_validation=True)
 def get_data_home(data_home=None):
     """Return the path of skspread's data folder, creating it if missing.
 
@@ -313,8 +316,6 @@ def _read_idx(path, expected_md5, name):
 
 
 def _load_idx_dataset(name, subset, data_home, download_if_missing, return_X_y):
-    if subset not in ("train", "test"):
-        raise ValueError(f"subset must be 'train' or 'test', got {subset!r}.")
     prefix = "train" if subset == "train" else "t10k"
     images_file = f"{prefix}-images-idx3-ubyte.gz"
     labels_file = f"{prefix}-labels-idx1-ubyte.gz"
@@ -345,6 +346,15 @@ def _load_idx_dataset(name, subset, data_home, download_if_missing, return_X_y):
     )
 
 
+_LOADER_PARAMETERS = {
+    "subset": [StrOptions({"train", "test"})],
+    "data_home": [str, PathLike, None],
+    "download_if_missing": ["boolean"],
+    "return_X_y": ["boolean"],
+}
+
+
+@validate_params(_LOADER_PARAMETERS, prefer_skip_nested_validation=True)
 def load_mnist(subset="train", *, data_home=None, download_if_missing=True, return_X_y=False):
     """Load the MNIST digits from the original IDX files.
 
@@ -390,6 +400,7 @@ def load_mnist(subset="train", *, data_home=None, download_if_missing=True, retu
     return _load_idx_dataset("mnist", subset, data_home, download_if_missing, return_X_y)
 
 
+@validate_params(_LOADER_PARAMETERS, prefer_skip_nested_validation=True)
 def load_fashion_mnist(
     subset="train", *, data_home=None, download_if_missing=True, return_X_y=False
 ):

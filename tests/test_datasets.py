@@ -407,3 +407,16 @@ def test_download_if_missing_false_never_fetches(tmp_path, monkeypatch):
         with pytest.raises(FileNotFoundError):
             load_mnist("test", data_home=tmp_path / "home", download_if_missing=False)
     assert requested == []
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(download_if_missing="no"), "download_if_missing"),
+        (dict(return_X_y=1.5), "return_X_y"),
+        (dict(data_home=3), "data_home"),
+    ],
+)
+def test_loaders_refuse_bad_arguments(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        load_mnist("test", **kwargs)
