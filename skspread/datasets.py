@@ -1,22 +1,30 @@
-"""Synthetic data from the paper's models, and readers for MNIST-style IDX files.
+"""Synthetic data from the paper's models, and loaders for MNIST and Fashion-MNIST.
 
-Nothing here downloads: the image sets are read from a folder that the user
-provides (``data_home``, else the ``SKSPREAD_DATA`` environment variable).
+The image sets are read from their original IDX files in a data folder
+(:func:`get_data_home`); files that are missing there are downloaded once
+from the datasets' public mirrors and checked against their published md5.
 """
 
 import gzip
 import hashlib
+import http.client
 import os
+import tempfile
+import urllib.error
+import urllib.request
 from numbers import Real
+from os import PathLike
 from pathlib import Path
 
 import numpy as np
 from sklearn.utils import Bunch, check_random_state
+from sklearn.utils._param_validation import StrOptions, validate_params
+from tqdm.auto import tqdm
 
 from ._checks import check_finite_result, check_real_array
 from ._sources import SOURCES, sample_sources
 
-__all__ = ["load_fashion_mnist", "load_mnist", "make_ica", "make_line"]
+__all__ = ["get_data_home", "load_fashion_mnist", "load_mnist", "make_ica", "make_line"]
 
 
 def _check_count(value, name, minimum=1):
@@ -145,6 +153,8 @@ def make_ica(
     return Bunch(data=data, mixing=mixing, sources=sources, noise_std=float(noise_std))
 
 
+# The published IDX files and their md5 (the gzip files as the publishers
+# distribute them; the same digests as torchvision's and Fashion-MNIST's own).
 _IDX_FILES = {
     "mnist": {
         "train-images-idx3-ubyte.gz": "f68b3c2dcbeaaa9fbdd348bbdeb94873",
@@ -160,44 +170,147 @@ _IDX_FILES = {
     },
 }
 
-_HOW_TO_PROVIDE = (
-    "Pass data_home=<folder> or set the SKSPREAD_DATA environment variable to a "
-    "folder that holds '{name}/<file>' (or the files themselves), the original IDX "
-    ".gz files from the dataset's publishers. skspread never downloads data."
-)
+# Public mirrors, tried in order. The original MNIST site often refuses
+# scripted downloads, so the copy that torchvision uses comes first.
+_MIRRORS = {
+    "mnist": (
+        "https://ossci-datasets.s3.amazonaws.com/mnist/",
+        "http://yann.lecun.com/exdb/mnist/",
+    ),
+    "fashion-mnist": (
+        "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
+        "https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/data/fashion/",
+    ),
+}
+_DATA_HOME_VARIABLE = "SKSPREAD_DATA"
+_DATA_URL_VARIABLE = "SKSPREAD_DATA_URL"
+_DEFAULT_DATA_HOME = Path("~", "skspread_data")
+_TIMEOUT_SECONDS = 60
+_CHUNK_BYTES = 1 << 16
 
 
-def _dataset_folder(name, data_home):
+def _resolve_data_home(data_home):
     if data_home is None:
-        data_home = os.environ.get("SKSPREAD_DATA")
-    if data_home is None:
-        raise FileNotFoundError(
-            f"No folder given for the {name} files. " + _HOW_TO_PROVIDE.format(name=name)
-        )
-    data_home = Path(data_home).expanduser()
+        data_home = os.environ.get(_DATA_HOME_VARIABLE, _DEFAULT_DATA_HOME)
+    return Path(data_home).expanduser()
+
+
+@validate_params({"data_home": [str, PathLike, None]}, prefer_skip_nested_validation=True)
+def get_data_home(data_home=None):
+    """Return the path of skspread's data folder, creating it if missing.
+
+    The MNIST and Fashion-MNIST loaders keep their files there, each set in a
+    subfolder named after it, so that they are downloaded only once.
+
+    Parameters
+    ----------
+    data_home : str or path-like, default=None
+        The folder. By default the ``SKSPREAD_DATA`` environment variable,
+        else ``~/skspread_data``.
+
+    Returns
+    -------
+    data_home : str
+        The path of the folder.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from skspread.datasets import get_data_home
+    >>> folder = get_data_home(os.path.join(tempfile.mkdtemp(), "skspread_data"))
+    >>> os.path.isdir(folder)
+    True
+    """
+    folder = _resolve_data_home(data_home)
+    folder.mkdir(parents=True, exist_ok=True)
+    return str(folder)
+
+
+def _file_urls(name, file):
+    """Where to fetch ``file`` of the set ``name``, in the order to try.
+
+    A base URL in ``SKSPREAD_DATA_URL`` replaces the mirrors; below it the
+    files lie as in the data folder (``<base>/<name>/<file>``).
+    """
+    base = os.environ.get(_DATA_URL_VARIABLE)
+    if base:
+        return [f"{base.rstrip('/')}/{name}/{file}"]
+    return [mirror + file for mirror in _MIRRORS[name]]
+
+
+def _fetch(url, destination, expected_md5):
+    """Stream ``url`` to ``destination``, which appears only whole and with its md5.
+
+    The bytes go to a hidden temporary file in the same folder that replaces
+    the destination (os.replace, atomic) once the md5 matches; on any failure,
+    interruption included, the temporary file is removed.
+    """
+    partial = destination.with_name(f".{destination.name}.{os.getpid()}.part")
+    digest = hashlib.md5()
+    try:
+        with urllib.request.urlopen(url, timeout=_TIMEOUT_SECONDS) as response:
+            size = response.headers.get("Content-Length")
+            with open(partial, "wb") as out, tqdm(
+                total=int(size) if size else None,
+                unit="B",
+                unit_scale=True,
+                unit_divisor=1024,
+                desc=f"Downloading {destination.name}",
+            ) as progress:
+                while chunk := response.read(_CHUNK_BYTES):
+                    out.write(chunk)
+                    digest.update(chunk)
+                    progress.update(len(chunk))
+        if digest.hexdigest() != expected_md5:
+            raise OSError(
+                f"the download has md5 {digest.hexdigest()}, expected {expected_md5} "
+                "(corrupt or truncated); nothing was kept"
+            )
+        os.replace(partial, destination)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+def _download(name, file, expected_md5, folder):
+    """Fetch one file of the set ``name`` into ``folder``, trying each mirror."""
+    folder.mkdir(parents=True, exist_ok=True)
+    failures = []
+    for url in _file_urls(name, file):
+        try:
+            _fetch(url, folder / file, expected_md5)
+            return
+        # URLError (no network, HTTP errors) and timeouts are OSErrors;
+        # http.client's errors (a cut connection) are not; ValueError is a
+        # malformed SKSPREAD_DATA_URL.
+        except (OSError, ValueError, http.client.HTTPException) as error:
+            failures.append(f"{url}: {error}")
+    raise OSError(
+        f"Could not download the {name} file {file!r} into {str(folder)!r}. "
+        + " ".join(f"Tried {failure}." for failure in failures)
+        + " Check the network connection, or set SKSPREAD_DATA_URL to a mirror "
+        f"that serves '{name}/{file}', or copy the original file into that folder "
+        "yourself (data_home= or SKSPREAD_DATA chooses the folder)."
+    )
+
+
+def _dataset_folder(name, data_home, files):
+    """The folder of the set: ``<data_home>/<name>``, or ``data_home`` itself
+    when the files lie there directly (a folder that a user filled by hand)."""
+    data_home = _resolve_data_home(data_home)
     nested = data_home / name
-    folder = nested if nested.is_dir() else data_home
-    if not folder.is_dir():
-        raise FileNotFoundError(
-            f"The data folder {str(data_home)!r} does not exist. "
-            + _HOW_TO_PROVIDE.format(name=name)
-        )
-    return folder
+    if not nested.is_dir() and all((data_home / file).is_file() for file in files):
+        return data_home
+    return nested
 
 
 def _read_idx(path, expected_md5, name):
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"Missing {name} file {path.name!r}: looked for {str(path)!r}. "
-            + _HOW_TO_PROVIDE.format(name=name)
-        )
     raw = path.read_bytes()
     digest = hashlib.md5(raw).hexdigest()
     if digest != expected_md5:
         raise OSError(
             f"The {name} file {str(path)!r} is corrupt or truncated: md5 {digest}, "
-            f"expected {expected_md5}. Replace it with the original file. "
-            + _HOW_TO_PROVIDE.format(name=name)
+            f"expected {expected_md5}. Delete it (it is downloaded again) or replace "
+            "it with the original file."
         )
     content = gzip.decompress(raw)
     magic = int.from_bytes(content[:4], "big")
@@ -208,16 +321,25 @@ def _read_idx(path, expected_md5, name):
     return np.frombuffer(content, dtype=np.uint8, offset=4 + 4 * n_dims).reshape(shape)
 
 
-def _load_idx_dataset(name, subset, data_home, return_X_y):
-    if subset not in ("train", "test"):
-        raise ValueError(f"subset must be 'train' or 'test', got {subset!r}.")
-    folder = _dataset_folder(name, data_home)
+def _load_idx_dataset(name, subset, data_home, download_if_missing, return_X_y):
     prefix = "train" if subset == "train" else "t10k"
-    files = _IDX_FILES[name]
     images_file = f"{prefix}-images-idx3-ubyte.gz"
     labels_file = f"{prefix}-labels-idx1-ubyte.gz"
-    images = _read_idx(folder / images_file, files[images_file], name)
-    labels = _read_idx(folder / labels_file, files[labels_file], name)
+    folder = _dataset_folder(name, data_home, (images_file, labels_file))
+    for file in (images_file, labels_file):
+        path = folder / file
+        if path.is_file():
+            continue
+        if not download_if_missing:
+            raise FileNotFoundError(
+                f"Missing {name} file {file!r}: looked for {str(path)!r}, and "
+                "download_if_missing=False. Pass download_if_missing=True to fetch it, "
+                "or point data_home (or the SKSPREAD_DATA environment variable) to "
+                f"a folder that holds '{name}/{file}'."
+            )
+        _download(name, file, _IDX_FILES[name][file], folder)
+    images = _read_idx(folder / images_file, _IDX_FILES[name][images_file], name)
+    labels = _read_idx(folder / labels_file, _IDX_FILES[name][labels_file], name)
     data = images.reshape(len(images), -1).astype(np.float32) / np.float32(255.0)
     target = labels.astype(np.int64)
     if return_X_y:
@@ -230,7 +352,16 @@ def _load_idx_dataset(name, subset, data_home, return_X_y):
     )
 
 
-def load_mnist(subset="train", data_home=None, return_X_y=False):
+_LOADER_PARAMETERS = {
+    "subset": [StrOptions({"train", "test"})],
+    "data_home": [str, PathLike, None],
+    "download_if_missing": ["boolean"],
+    "return_X_y": ["boolean"],
+}
+
+
+@validate_params(_LOADER_PARAMETERS, prefer_skip_nested_validation=True)
+def load_mnist(subset="train", *, data_home=None, download_if_missing=True, return_X_y=False):
     """Load the MNIST digits from the original IDX files.
 
     Parameters
@@ -238,8 +369,14 @@ def load_mnist(subset="train", data_home=None, return_X_y=False):
     subset : {'train', 'test'}, default='train'
         The 60000 training or the 10000 test images.
     data_home : str or path-like, default=None
-        Folder that holds ``mnist/`` (or the four ``.gz`` files). Defaults to
-        the ``SKSPREAD_DATA`` environment variable.
+        Folder that holds ``mnist/`` (or the subset's two ``.gz`` files
+        themselves). By default the ``SKSPREAD_DATA`` environment variable,
+        else ``~/skspread_data`` (see :func:`get_data_home`).
+    download_if_missing : bool, default=True
+        Download the subset's files that are missing from ``data_home``, from
+        the public mirrors or, when the ``SKSPREAD_DATA_URL`` environment
+        variable is set, from ``$SKSPREAD_DATA_URL/mnist/``; a progress bar
+        shows on stderr. If False, a missing file raises FileNotFoundError.
     return_X_y : bool, default=False
         Return ``(data, target)`` instead of a Bunch.
 
@@ -253,10 +390,11 @@ def load_mnist(subset="train", data_home=None, return_X_y=False):
     Raises
     ------
     FileNotFoundError
-        If no folder is given or a file is missing; the message names the
-        file and where it was looked for.
+        If a file is missing and ``download_if_missing=False``; the message
+        names the file and where it was looked for.
     OSError
-        If a file's md5 does not match the published original.
+        If a download fails (the message names the URLs tried and the
+        folder) or a file's md5 does not match the published original.
 
     Examples
     --------
@@ -265,10 +403,13 @@ def load_mnist(subset="train", data_home=None, return_X_y=False):
     >>> X.shape
     (10000, 784)
     """
-    return _load_idx_dataset("mnist", subset, data_home, return_X_y)
+    return _load_idx_dataset("mnist", subset, data_home, download_if_missing, return_X_y)
 
 
-def load_fashion_mnist(subset="train", data_home=None, return_X_y=False):
+@validate_params(_LOADER_PARAMETERS, prefer_skip_nested_validation=True)
+def load_fashion_mnist(
+    subset="train", *, data_home=None, download_if_missing=True, return_X_y=False
+):
     """Load Fashion-MNIST from the original IDX files.
 
     Parameters
@@ -276,8 +417,14 @@ def load_fashion_mnist(subset="train", data_home=None, return_X_y=False):
     subset : {'train', 'test'}, default='train'
         The 60000 training or the 10000 test images.
     data_home : str or path-like, default=None
-        Folder that holds ``fashion-mnist/`` (or the four ``.gz`` files).
-        Defaults to the ``SKSPREAD_DATA`` environment variable.
+        Folder that holds ``fashion-mnist/`` (or the subset's two ``.gz`` files
+        themselves). By default the ``SKSPREAD_DATA`` environment variable,
+        else ``~/skspread_data`` (see :func:`get_data_home`).
+    download_if_missing : bool, default=True
+        Download the subset's files that are missing from ``data_home``, from
+        the public mirrors or, when the ``SKSPREAD_DATA_URL`` environment
+        variable is set, from ``$SKSPREAD_DATA_URL/fashion-mnist/``; a progress bar
+        shows on stderr. If False, a missing file raises FileNotFoundError.
     return_X_y : bool, default=False
         Return ``(data, target)`` instead of a Bunch.
 
@@ -289,9 +436,11 @@ def load_fashion_mnist(subset="train", data_home=None, return_X_y=False):
     Raises
     ------
     FileNotFoundError
-        If no folder is given or a file is missing.
+        If a file is missing and ``download_if_missing=False``; the message
+        names the file and where it was looked for.
     OSError
-        If a file's md5 does not match the published original.
+        If a download fails (the message names the URLs tried and the
+        folder) or a file's md5 does not match the published original.
 
     Examples
     --------
@@ -300,4 +449,7 @@ def load_fashion_mnist(subset="train", data_home=None, return_X_y=False):
     >>> X.shape
     (10000, 784)
     """
-    return _load_idx_dataset("fashion-mnist", subset, data_home, return_X_y)
+    return _load_idx_dataset(
+        "fashion-mnist", subset, data_home, download_if_missing, return_X_y
+    )
+

@@ -1,14 +1,25 @@
 """Synthetic data of the paper's models (eq 7/10, section 4.1) and the IDX image readers."""
 
+import contextlib
+import functools
+import http.server
 import math
 import os
 import shutil
+import socket
+import threading
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from skspread.datasets import load_fashion_mnist, load_mnist, make_ica, make_line
+from skspread.datasets import (
+    get_data_home,
+    load_fashion_mnist,
+    load_mnist,
+    make_ica,
+    make_line,
+)
 
 N_STANDARD_ERRORS = 4.0
 
@@ -162,8 +173,10 @@ def test_make_ica_refuses_bad_arguments(kwargs, message):
 
 DATA_HOME = os.environ.get("SKSPREAD_DATA")
 needs_data = pytest.mark.skipif(
-    DATA_HOME is None or not Path(DATA_HOME, "mnist").is_dir(),
-    reason="the IDX files are not available (set SKSPREAD_DATA)",
+    DATA_HOME is None
+    or not all(Path(DATA_HOME, name).is_dir() for name in ("mnist", "fashion-mnist")),
+    reason="the IDX files are not at hand: SKSPREAD_DATA (or ../shared/data beside "
+    "the checkout) holds no mnist/ and fashion-mnist/ folders",
 )
 
 # Published class counts of the training sets.
@@ -223,18 +236,27 @@ def test_load_mnist_and_fashion_mnist_differ(mnist, fashion_mnist):
     assert not np.array_equal(mnist["test"].data[:10], fashion_mnist["test"].data[:10])
 
 
-def test_load_mnist_refuses_missing_directory(tmp_path):
+def test_load_mnist_without_download_names_the_missing_file_and_folder(tmp_path):
     missing = tmp_path / "nowhere"
-    with pytest.raises(FileNotFoundError, match="does not exist") as error:
-        load_mnist(data_home=missing)
-    assert str(missing) in str(error.value)
+    with pytest.raises(FileNotFoundError, match="download_if_missing=False") as error:
+        load_mnist(data_home=missing, download_if_missing=False)
+    assert str(missing / "mnist" / "train-images-idx3-ubyte.gz") in str(error.value)
     assert "SKSPREAD_DATA" in str(error.value)
+    assert not missing.exists()
 
 
-def test_load_mnist_refuses_no_folder(monkeypatch):
+def test_get_data_home_is_the_argument_else_the_variable_else_the_home_folder(
+    tmp_path, monkeypatch
+):
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
     monkeypatch.delenv("SKSPREAD_DATA", raising=False)
-    with pytest.raises(FileNotFoundError, match="SKSPREAD_DATA"):
-        load_mnist()
+    assert get_data_home() == str(tmp_path / "home" / "skspread_data")
+    monkeypatch.setenv("SKSPREAD_DATA", str(tmp_path / "variable"))
+    assert get_data_home() == str(tmp_path / "variable")
+    assert get_data_home(tmp_path / "argument") == str(tmp_path / "argument")
+    for folder in ("home/skspread_data", "variable", "argument"):
+        assert (tmp_path / folder).is_dir()
+    assert get_data_home("~/data") == str(tmp_path / "home" / "data")
 
 
 @needs_data
@@ -244,7 +266,7 @@ def test_loaders_refuse_missing_file(tmp_path, loader, name):
     folder.mkdir()
     shutil.copy(Path(DATA_HOME, name, "t10k-labels-idx1-ubyte.gz"), folder)
     with pytest.raises(FileNotFoundError, match="t10k-images-idx3-ubyte.gz") as error:
-        loader("test", data_home=tmp_path)
+        loader("test", data_home=tmp_path, download_if_missing=False)
     assert str(folder / "t10k-images-idx3-ubyte.gz") in str(error.value)
 
 
@@ -266,3 +288,135 @@ def test_loaders_refuse_truncated_file(tmp_path, loader, name):
 def test_load_mnist_refuses_unknown_subset():
     with pytest.raises(ValueError, match="subset"):
         load_mnist("validation")
+
+
+# --- Downloads, from HTTP servers on 127.0.0.1 (never the internet) ----------------------
+
+TEST_FILES = ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    requested = []
+
+    def log_message(self, *args):
+        pass
+
+    def do_GET(self):
+        type(self).requested.append(self.path)
+        super().do_GET()
+
+
+class _CutHandler(_QuietHandler):
+    """Announces the full length of a file, sends a tenth of it and hangs up."""
+
+    def do_GET(self):
+        type(self).requested.append(self.path)
+        content = Path(self.translate_path(self.path)).read_bytes()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(content)))
+        self.end_headers()
+        self.wfile.write(content[: len(content) // 10])
+        self.close_connection = True
+
+
+@contextlib.contextmanager
+def _serve(folder, handler=_QuietHandler):
+    """An HTTP server on a free port of 127.0.0.1 that serves ``folder``; yields its URL."""
+    handler = type(handler.__name__, (handler,), {"requested": []})
+    server = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(handler, directory=str(folder))
+    )
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", handler.requested
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+def _leftovers(folder):
+    return sorted(path.name for path in folder.rglob("*") if path.is_file())
+
+
+@needs_data
+@pytest.mark.parametrize("loader, name", [(load_mnist, "mnist"), (load_fashion_mnist, "fashion-mnist")])
+def test_loaders_download_the_missing_files_once_and_verify_them(
+    tmp_path, monkeypatch, capsys, loader, name
+):
+    """The test files come from the server into data_home/<name>/, then from disk."""
+    home = tmp_path / "home"
+    with _serve(DATA_HOME) as (url, requested):
+        monkeypatch.setenv("SKSPREAD_DATA_URL", url + "/")
+        X, y = loader("test", data_home=home, return_X_y=True)
+        assert sorted(requested) == sorted(f"/{name}/{file}" for file in TEST_FILES)
+        assert "Downloading t10k-images-idx3-ubyte.gz" in capsys.readouterr().err
+        X_again, _ = loader("test", data_home=home, return_X_y=True)
+        assert len(requested) == 2
+    assert _leftovers(home) == sorted(TEST_FILES)
+    for file in TEST_FILES:
+        assert (home / name / file).read_bytes() == Path(DATA_HOME, name, file).read_bytes()
+    X_local, y_local = loader("test", data_home=DATA_HOME, return_X_y=True)
+    assert np.array_equal(X, X_local) and np.array_equal(y, y_local)
+    assert np.array_equal(X_again, X)
+
+
+def _corrupt_mirror(folder):
+    """A mirror whose MNIST test files are random bytes of plausible size."""
+    (folder / "mnist").mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for file in TEST_FILES:
+        (folder / "mnist" / file).write_bytes(rng.bytes(50_000))
+    return folder
+
+
+@pytest.mark.parametrize("handler", [_QuietHandler, _CutHandler], ids=["corrupt", "cut"])
+def test_corrupt_or_cut_download_raises_and_leaves_nothing_on_disk(
+    tmp_path, monkeypatch, handler
+):
+    home = tmp_path / "home"
+    with _serve(_corrupt_mirror(tmp_path / "mirror"), handler) as (url, _):
+        monkeypatch.setenv("SKSPREAD_DATA_URL", url)
+        with pytest.raises(OSError, match="md5") as error:
+            load_mnist("test", data_home=home)
+    message = str(error.value)
+    assert f"{url}/mnist/t10k-images-idx3-ubyte.gz" in message
+    assert str(home / "mnist") in message and "nothing was kept" in message
+    assert _leftovers(home) == []
+
+
+def test_download_without_network_names_the_url_and_the_folder(tmp_path, monkeypatch):
+    with socket.socket() as probe:  # a port that was free a moment ago: nothing listens
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    url = f"http://127.0.0.1:{port}"
+    monkeypatch.setenv("SKSPREAD_DATA_URL", url)
+    home = tmp_path / "home"
+    with pytest.raises(OSError, match="Could not download") as error:
+        load_fashion_mnist("test", data_home=home)
+    message = str(error.value)
+    assert f"{url}/fashion-mnist/t10k-images-idx3-ubyte.gz" in message
+    assert str(home / "fashion-mnist") in message and "SKSPREAD_DATA_URL" in message
+    assert _leftovers(home) == []
+
+
+def test_download_if_missing_false_never_fetches(tmp_path, monkeypatch):
+    with _serve(_corrupt_mirror(tmp_path / "mirror")) as (url, requested):
+        monkeypatch.setenv("SKSPREAD_DATA_URL", url)
+        with pytest.raises(FileNotFoundError):
+            load_mnist("test", data_home=tmp_path / "home", download_if_missing=False)
+    assert requested == []
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(download_if_missing="no"), "download_if_missing"),
+        (dict(return_X_y=1.5), "return_X_y"),
+        (dict(data_home=3), "data_home"),
+    ],
+)
+def test_loaders_refuse_bad_arguments(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        load_mnist("test", **kwargs)

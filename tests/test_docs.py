@@ -1,11 +1,13 @@
 """The documentation builds with warnings as errors and runs every example (issue 6).
 
-This is how CI builds the docs: the test suite runs ``sphinx-build -W`` with
-sphinx-gallery, which executes every ``examples/plot_*.py``; a warning, a
-broken reference or an example that raises fails the test.
+This is how CI builds the docs: the slow tests (``python -m pytest -m slow``,
+CI's second step) run ``sphinx-build -W`` with sphinx-gallery, which executes
+every ``examples/plot_*.py``; a warning, a broken reference or an example that
+raises fails the test. The README's own claims are checked in the default run.
 """
 
 import importlib.util
+import math
 import os
 import re
 import subprocess
@@ -54,6 +56,7 @@ def html_build(tmp_path_factory):
     return result, output
 
 
+@pytest.mark.slow
 @needs_docs
 def test_docs_build_without_warnings(html_build):
     result, output = html_build
@@ -65,6 +68,7 @@ def test_docs_build_without_warnings(html_build):
     assert (output / "index.html").is_file()
 
 
+@pytest.mark.slow
 @needs_docs
 def test_gallery_ran_every_example(html_build):
     # With --keep-going the build goes on past warnings, so this checks the
@@ -83,6 +87,7 @@ def test_gallery_ran_every_example(html_build):
         ), example.name
 
 
+@pytest.mark.slow
 @needs_docs
 def test_api_reference_lists_every_public_name(html_build):
     _, output = html_build
@@ -104,45 +109,52 @@ def test_api_reference_lists_every_public_name(html_build):
             assert f'id="skspread.{estimator}.{method}"' in page, (estimator, method)
 
 
-def _readme_code_block(title):
-    """The code block of the README section ``title``."""
-    text = (ROOT / "README.rst").read_text()
-    section = text[text.index(f"{title}\n{'-' * len(title)}") :]
-    lines = section[section.index(".. code-block:: python") :].splitlines()[2:]
-    block = []
-    for line in lines:
-        if line.strip() and not line.startswith("   "):
-            break
-        block.append(line[3:])
-    return "\n".join(block)
-
-
 def test_readme_commands_are_the_ci_commands():
     """The README's test command is the one CI runs (.ci/run), and its main job installs the package."""
     readme = (ROOT / "README.rst").read_text()
-    ci_command = (ROOT / ".ci" / "run").read_text().strip().splitlines()[-1]
-    assert ci_command in readme
-    main_job = ci_command.replace("[deep,test,docs]", "[deep,plot]").replace(
+    ci_commands = [
+        line for line in (ROOT / ".ci" / "run").read_text().splitlines()
+        if line.startswith("python3 -m venv")
+    ]
+    assert len(ci_commands) == 1 and ci_commands[0] in readme
+    main_job = ci_commands[0].replace("[deep,test,docs]", "[deep,plot]").replace(
         "python -m pytest", "python -m skspread"
     )
     assert main_job in readme
 
 
-def test_readme_quickstart_prints_what_it_claims(capsys):
-    """The quickstart's numbers: eq 12's bias and the spread estimate, then ICA recovery.
+def test_readme_tables_and_quickstart_output_are_what_the_code_writes():
+    """The benchmark tables are those of benchmarks/results/ and the quickstart's
+    output block is what its code prints, to the printed digits (else: run
+    python benchmarks/update_readme.py)."""
+    environment = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]
+    ))
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "update_readme.py"), "--check"],
+        cwd=ROOT, env=environment, capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-5000:]
+
+
+def test_readme_quickstart_output_shows_eq12_bias_and_ica_recovery():
+    """The printed norms: spread MLE at |theta| = 2, noise-only MLE at sqrt(3) (eq 12).
 
     The norms are square roots of sample variances over N = 100000 points
-    (relative standard error sqrt(2 / N) / 2): four standard errors is the
-    tolerance. 0.08 is the ICA recovery bound of the SpreadICA issue.
+    (relative standard error sqrt(2 / N) / 2): four standard errors, plus
+    the rounding of the print, is the tolerance. 0.08 is the ICA recovery
+    bound of the SpreadICA issue.
     """
-    exec(compile(_readme_code_block("Quickstart"), "README.rst", "exec"), {})
-    lines = capsys.readouterr().out.splitlines()
-    spread_norm, noise_only_norm = map(float, lines[0].split())
-    error, score = map(float, lines[1].split())
-    tolerance = 4 * 0.5 * (2 / 100_000) ** 0.5 * 2.0
+    readme = (ROOT / "README.rst").read_text()
+    norms = re.search(r"\|theta\|: spread MLE (\S+), noise-only MLE (\S+)\n", readme)
+    ica = re.search(r"SpreadICA: mixing error (\S+), mean log-likelihood (\S+)\n", readme)
+    assert norms is not None and ica is not None
+    spread_norm, noise_only_norm = map(float, norms.groups())
+    error, score = map(float, ica.groups())
+    tolerance = 4 * 0.5 * (2 / 100_000) ** 0.5 * 2.0 + 0.005
     assert abs(spread_norm - 2.0) < tolerance
     assert abs(noise_only_norm - 3**0.5) < tolerance
-    assert error < 0.08 and score == score
+    assert error < 0.08 and math.isfinite(score)
 
 
 @needs_docs

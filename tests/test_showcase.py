@@ -9,6 +9,7 @@ import sys
 
 import pytest
 
+from skspread.__main__ import main
 from skspread._showcase import LINE_NORM, LINE_NOISE_VARIANCE, QUICK
 
 HAS_TORCH = importlib.util.find_spec("torch") is not None
@@ -44,12 +45,37 @@ def quick_run(tmp_path_factory):
     return result, folder / "figures"
 
 
-def test_help_explains_the_options(tmp_path):
-    result = _run("--help", cwd=tmp_path)
-    assert result.returncode == 0, result.stderr
-    for option in ("--output", "--quick", "--seed", "--no-deep", "--device"):
-        assert option in result.stdout
-    assert "skspread_showcase" in result.stdout
+def _main_exits(argv, capsys):
+    """What the entry point prints for options that exit before the showcase runs."""
+    with pytest.raises(SystemExit) as exit_status:
+        main(argv)
+    assert exit_status.value.code == 0
+    return capsys.readouterr().out
+
+
+def test_help_explains_the_options(capsys):
+    out = _main_exits(["--help"], capsys)
+    for option in ("--version", "--output", "--quick", "--seed", "--no-deep", "--device"):
+        assert option in out
+    assert "skspread_showcase" in out and "lower is better" in out
+
+
+def test_version_prints_the_package_version(capsys):
+    import skspread
+
+    assert _main_exits(["--version"], capsys).strip() == f"skspread {skspread.__version__}"
+
+
+def test_quick_showcase_says_which_way_is_better(quick_run):
+    """Each comparison states that lower is better and gives the ratio it shows."""
+    result, _ = quick_run
+    rows = _table_rows(result.stdout)
+    for part, method in rows:
+        if part != "line":
+            assert "lower is better" in rows[part, method][0]
+    assert "SpreadICA / FastICA: error" in result.stdout
+    if HAS_TORCH:
+        assert "delta-VAE / VAE:" in result.stdout
 
 
 def test_quick_showcase_prints_progress_table_and_figure_folder(quick_run):
