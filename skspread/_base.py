@@ -186,8 +186,3 @@ class BaseSpreadEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
         """
         return float(np.mean(self.score_samples(X)))
 
-
-class SpreadScoreMixin:
-    """``score`` for estimators not yet on :class:`BaseSpreadEstimator` (to be removed)."""
-
-    score = BaseSpreadEstimator.score
