@@ -30,16 +30,26 @@ def is_tensor(value):
     return type(value).__module__.split(".")[0] == "torch"
 
 
+# The scales a kernel accepts: within them its noise (tens of scales at
+# most), the grids of its validity check (20 scales, 10 / scale) and the
+# logarithm of its density are all ordinary floats.
+SMALLEST_SCALE, LARGEST_SCALE = 1e-300, 1e300
+
+
 def check_scale(value, name):
-    """Return ``value`` as a float if it is a finite real number > 0."""
+    """Return ``value`` as a float if it is a real number in [1e-300, 1e300]."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, Real):
         raise InvalidParameterError(
             f"{name} must be a finite float > 0, got {value!r} of type "
             f"{type(value).__name__}."
         )
-    if not math.isfinite(value) or value <= 0:
-        raise ValueError(f"{name} must be a finite float > 0, got {value!r}.")
-    return float(value)
+    scale = float(value)
+    if not (SMALLEST_SCALE <= scale <= LARGEST_SCALE):
+        raise ValueError(
+            f"{name} must be a finite float > 0 within [{SMALLEST_SCALE:g}, "
+            f"{LARGEST_SCALE:g}], got {value!r}."
+        )
+    return scale
 
 
 def check_shape(shape, name="shape"):
@@ -185,12 +195,13 @@ def check_variance(variance, spread):
 
 
 def power_of_two_unit(*magnitudes):
-    """A power of two near the largest of ``magnitudes`` (1.0 if all are 0).
+    """The power of two u with u <= m < 2 u for the largest m of ``magnitudes``.
 
     Dividing by a power of two is exact, so rescaling a problem by this unit
-    to keep its squares in range changes no digit of the answer.
+    to keep its squares in range changes no digit of the answer. 1.0 if all
+    magnitudes are 0.
     """
     largest = max(float(m) for m in magnitudes)
     if largest == 0 or not math.isfinite(largest):
         return 1.0
-    return math.ldexp(1.0, math.frexp(largest)[1])
+    return math.ldexp(1.0, math.frexp(largest)[1] - 1)

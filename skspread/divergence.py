@@ -119,8 +119,8 @@ def _gaussian_kl(difference, cov_p, cov_q, names=("cov_p", "cov_q")):
     return check_finite_result(
         kl,
         "The KL divergence",
-        "the means are too far apart, or the covariances too different, for a "
-        "divergence below 1.8e308.",
+        "mean_p and mean_q are too far apart, or cov_p and cov_q too different, "
+        "for a divergence below 1.8e308.",
     )
 
 
@@ -305,7 +305,7 @@ def spread_kl(mean_p, mean_q, spread, *, cov_p=None, cov_q=None):
     deltas = cov_p is None and cov_q is None
 
     overflow_advice = (
-        "the means are too far apart for the spread's scale; use a wider spread."
+        "mean_p and mean_q are too far apart for the spread's scale; use a wider spread."
     )
     if isinstance(spread, LaplaceSpread):
         if not deltas:

@@ -164,7 +164,7 @@ def mixing_error(A_est, A_true):
     # largest entry (a power of two, exact) keeps the differences in range.
     unit = power_of_two_unit(np.max(np.abs(A_matched)), np.max(np.abs(A_true)))
     A_matched, A_true = A_matched / unit, A_true / unit
-    with np.errstate(over="ignore", divide="ignore"):
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
         error = np.mean(np.abs(A_matched - A_true) / np.abs(A_true))
     return float(
         check_finite_result(
@@ -308,7 +308,7 @@ def frechet_distance(X, Y, *, features=None):
     distance = max(float(distance), 0.0) * unit * unit
     return float(
         check_finite_result(
-            distance, "The Frechet distance", "the samples differ by more than 1e154."
+            distance, "The Frechet distance", "X and Y differ by more than about 1e154."
         )
     )
 

@@ -491,10 +491,15 @@ def lowrank_gaussian_log_prob(E, scale, factor):
     n_features, rank = factor.shape
     # In units of the scale, Sigma = s^2 (I + V V^T) with V = U / s: s^2 is
     # never formed, as it may over- or underflow, and log s^2 = 2 log s.
-    E = E / scale
-    factor = factor / scale
-    capacitance = factor.T @ factor
+    with np.errstate(over="ignore", invalid="ignore"):
+        E = E / scale
+        factor = factor / scale
+        capacitance = factor.T @ factor
     if xp is np:
+        if not np.all(np.isfinite(E)):
+            raise ValueError(
+                "E / scale overflows float64: E is too many scales from 0 for this scale."
+            )
         if not np.all(np.isfinite(capacitance)):
             raise ValueError(
                 "factor / scale overflows float64 in U^T U / scale^2: factor is too "
@@ -505,17 +510,25 @@ def lowrank_gaussian_log_prob(E, scale, factor):
         capacitance = capacitance + xp.eye(
             rank, dtype=capacitance.dtype, device=capacitance.device
         )
-    cholesky = xp.linalg.cholesky(capacitance)
-    projected = (E @ factor).T
-    if xp is np:
-        from scipy.linalg import solve_triangular
+    try:
+        cholesky = xp.linalg.cholesky(capacitance)
+    except np.linalg.LinAlgError:
+        # NumPy only: torch raises its own error, on a matrix from its own code.
+        raise ValueError(
+            "I + U^T U / scale^2 is not numerically positive definite: the columns "
+            "of factor are too large relative to scale (or too nearly parallel)."
+        ) from None
+    # An overflow below leaves an infinite or NaN result, refused at the end.
+    with np.errstate(over="ignore", invalid="ignore"):
+        projected = (E @ factor).T
+        if xp is np:
+            from scipy.linalg import solve_triangular
 
-        whitened = solve_triangular(cholesky, projected, lower=True)
-        log_det_capacitance = 2.0 * np.sum(np.log(np.diag(cholesky)))
-    else:
-        whitened = xp.linalg.solve_triangular(cholesky, projected, upper=False)
-        log_det_capacitance = 2.0 * xp.sum(xp.log(xp.diagonal(cholesky)))
-    with np.errstate(over="ignore"):
+            whitened = solve_triangular(cholesky, projected, lower=True, check_finite=False)
+            log_det_capacitance = 2.0 * np.sum(np.log(np.diag(cholesky)))
+        else:
+            whitened = xp.linalg.solve_triangular(cholesky, projected, upper=False)
+            log_det_capacitance = 2.0 * xp.sum(xp.log(xp.diagonal(cholesky)))
         mahalanobis = xp.sum(E * E, axis=-1) - xp.sum(whitened * whitened, axis=0)
     log_det = log_det_capacitance + 2.0 * n_features * math.log(scale)
     log_prob = -0.5 * (mahalanobis + log_det + n_features * math.log(2 * math.pi))
