@@ -149,9 +149,12 @@ def gaussian_kl(mean_p, cov_p, mean_q, cov_q):
     Raises
     ------
     ValueError
-        If the shapes disagree, an input is not finite, or a covariance is not
-        symmetric positive definite (a degenerate Gaussian has no density:
-        spread it first, see :func:`spread_kl`).
+        If the shapes disagree, an input is empty or not finite, a covariance
+        is not symmetric positive definite (a degenerate Gaussian has no
+        density: spread it first, see :func:`spread_kl`), or the divergence
+        exceeds the float64 range.
+    TypeError
+        If an argument does not hold real numbers.
 
     See Also
     --------
@@ -251,10 +254,13 @@ def spread_kl(mean_p, mean_q, spread, *, cov_p=None, cov_q=None):
     Raises
     ------
     ValueError
-        On mismatched shapes, non-finite values, a covariance that is not
-        symmetric positive semi-definite, a spread covariance that is not
-        positive definite, a spread without a closed form here (a name
-        string, None, a custom kernel) or Laplace spread with a covariance.
+        On mismatched shapes, empty or non-finite values, a covariance that
+        is not symmetric positive semi-definite, a spread covariance that is
+        not positive definite, a spread without a closed form here (a name
+        string, None, a custom kernel), Laplace spread with a covariance, or
+        a divergence beyond the float64 range.
+    TypeError
+        If an argument does not hold real numbers.
 
     See Also
     --------
@@ -274,7 +280,10 @@ def spread_kl(mean_p, mean_q, spread, *, cov_p=None, cov_q=None):
       ``gaussian_kl(mean_p, cov_p + Sigma, mean_q, cov_q + Sigma)``.
 
     Both delta forms are symmetric in p and q; the Gaussian form in general
-    is not.
+    is not. The divergence is invariant to a change of units, so it is
+    computed in units of the spread (d / sigma, d / b) or of the largest
+    standard deviation: sigma^2 may over- or underflow where the divergence
+    itself is an ordinary float.
 
     References
     ----------

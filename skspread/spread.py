@@ -58,7 +58,9 @@ class BaseSpread(ABC):
     Parameters
     ----------
     scale : float
-        Positive scale of the kernel (its meaning depends on the kernel).
+        Positive scale of the kernel (its meaning depends on the kernel),
+        within [1e-300, 1e300], where its noise and the logarithm of its
+        density are ordinary floats.
 
     See Also
     --------
@@ -98,7 +100,11 @@ class BaseSpread(ABC):
     @property
     @abstractmethod
     def variance(self):
-        """Per-coordinate variance of the noise."""
+        """Per-coordinate variance of the noise.
+
+        A ValueError if it is outside the float64 range (a scale beyond
+        about 1e154 or below about 1e-162).
+        """
 
     @abstractmethod
     def noise(self, shape, random_state=None):
@@ -160,6 +166,13 @@ class BaseSpread(ABC):
         Returns
         -------
         Y : ndarray of shape (n_samples, n_features)
+
+        Raises
+        ------
+        ValueError
+            If ``X`` is empty, not 2-D or not finite, or ``X + e`` overflows.
+        TypeError
+            If ``X`` does not hold real numbers.
         """
         X = check_real_array(X, "X", ndim=2)
         return check_finite_result(
@@ -184,6 +197,17 @@ class BaseSpread(ABC):
         Returns
         -------
         log_prob : array of shape (...)
+
+        Raises
+        ------
+        ValueError
+            If an argument is empty or not finite, the shapes do not
+            broadcast, or (NumPy) the log-density overflows. Tensors are
+            checked for dtype and shape only: reading their values would
+            synchronise the device at every training step.
+        TypeError
+            If an argument does not hold real numbers, or one is a tensor and
+            the other not.
         """
         Y, X = check_operands({"Y": Y, "X": X}, min_ndim=1)
         check_broadcast(Y, X, "Y", "X")
@@ -215,6 +239,11 @@ class BaseSpread(ABC):
         Returns
         -------
         expected_log_prob : array of shape (...)
+
+        Raises
+        ------
+        ValueError, TypeError
+            As :meth:`log_prob`.
         """
         X, M = check_operands({"X": X, "M": M}, min_ndim=1)
         check_broadcast(X, M, "X", "M")
@@ -232,7 +261,8 @@ class BaseSpread(ABC):
         Parameters
         ----------
         w : array-like
-            Frequencies.
+            Finite frequencies (an empty, complex or non-finite ``w`` raises
+            ValueError or TypeError).
 
         Returns
         -------
@@ -295,8 +325,8 @@ class GaussianSpread(BaseSpread):
 
     Notes
     -----
-    The characteristic function exp(-sigma^2 w^2 / 2) is positive everywhere,
-    so the spread is valid for every sigma > 0.
+    The characteristic function exp(-sigma^2 w^2 / 2) is positive everywhere
+    (paper eq 24), so the spread is valid for every sigma > 0.
 
     Examples
     --------
@@ -352,8 +382,8 @@ class LaplaceSpread(BaseSpread):
 
     Notes
     -----
-    The characteristic function 1 / (1 + b^2 w^2) is positive everywhere,
-    so the spread is valid for every b > 0.
+    The characteristic function 1 / (1 + b^2 w^2) is positive everywhere
+    (paper eq 25), so the spread is valid for every b > 0.
 
     Examples
     --------
@@ -419,13 +449,19 @@ def check_spread(spread, scale=1.0, allow_none=True):
         A name, an object (returned as it is, its own scale wins) or None
         (no spread: the noise-only baseline).
     scale : float, default=1.0
-        Scale used when ``spread`` is a name.
+        Scale used when ``spread`` is a name, within [1e-300, 1e300].
     allow_none : bool, default=True
         Whether None is accepted.
 
     Returns
     -------
     spread : BaseSpread or None
+
+    Raises
+    ------
+    ValueError
+        If ``spread`` is an unknown name or type, None where it is not
+        allowed, or ``scale`` is not a float within [1e-300, 1e300].
 
     Examples
     --------
@@ -454,20 +490,31 @@ def lowrank_gaussian_log_prob(E, scale, factor):
 
     Never forms a D x D matrix: with s = scale and R = rank,
     ``Sigma^-1 = s^-2 I - s^-4 U (I_R + s^-2 U^T U)^-1 U^T`` and
-    ``log |Sigma| = log det(I_R + s^-2 U^T U) + D log s^2``.
+    ``log |Sigma| = log det(I_R + s^-2 U^T U) + D log s^2``, computed in
+    units of s (with E / s and U / s), so that s^2 is never formed.
 
     Parameters
     ----------
     E : array (NumPy or torch) of shape (n_samples, n_features)
         Residuals y - x.
     scale : float
-        Isotropic standard deviation s > 0.
+        Isotropic standard deviation s, within [1e-300, 1e300].
     factor : array of shape (n_features, rank)
         Low-rank factor U (same namespace as ``E``).
 
     Returns
     -------
     log_prob : array of shape (n_samples,)
+
+    Raises
+    ------
+    ValueError
+        If ``E`` or ``factor`` is empty, not 2-D or not finite, their
+        shapes disagree, ``scale`` is out of range, or (NumPy) the result
+        overflows. Tensors are checked for dtype and shape only.
+    TypeError
+        If an argument does not hold real numbers, or one is a tensor and
+        the other not.
 
     Examples
     --------
