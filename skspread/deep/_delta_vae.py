@@ -11,59 +11,16 @@ from numbers import Integral, Real
 import numpy as np
 from sklearn.base import _fit_context
 from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import Interval, Options, StrOptions
+from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .._base import BaseSpreadEstimator, _is_zero_scalar, atomic_fit, check_n_samples
 from ..spread import BaseSpread, GaussianSpread
+from ._checks import ROUTED_PREFIXES, PositiveIntegers, data_scale, routed_params
 from ._device import dumps, import_torch, loads, resolve_device
 
 # Spread copies of every row in score_samples (shared by all rows).
 _N_SCORE_SPREAD_COPIES = 4
-
-
-class _PositiveIntegers(Options):
-    """Constraint: a sequence (possibly empty) of positive integers.
-
-    An ``Options`` so that scikit-learn's parameter validation accepts it;
-    it has no list of options, only the test below.
-    """
-
-    def __init__(self):
-        super().__init__(tuple, set())
-
-    def is_satisfied_by(self, val):
-        if isinstance(val, str):
-            return False
-        try:
-            values = list(val)
-        except TypeError:
-            return False
-        return all(
-            isinstance(value, Integral) and not isinstance(value, bool) and value >= 1
-            for value in values
-        )
-
-    def __str__(self):
-        return "a tuple of positive int"
-
-
-def _data_scale(X):
-    """Root-mean-square standard deviation of the features of ``X``.
-
-    For constant data the root-mean-square of the values stands in (and 1
-    for all zeros), so that the scale is always a statistic of the data. The
-    data is divided by its largest magnitude first, so that the squares
-    neither overflow nor underflow.
-    """
-    largest = float(np.max(np.abs(X))) if X.size else 0.0
-    if largest == 0.0 or not math.isfinite(largest):
-        return 1.0
-    X = X / largest
-    rms_std = math.sqrt(float(np.mean(np.var(X, axis=0))))
-    if rms_std > 0:
-        return largest * rms_std
-    return largest * math.sqrt(float(np.mean(np.square(X))))
 
 
 class DeltaVAE(BaseSpreadEstimator):
@@ -101,7 +58,21 @@ class DeltaVAE(BaseSpreadEstimator):
         dense layer between the convolutions and the latent code.
     image_shape : tuple of int or None, default=None
         (height, width) or (channels, height, width) of the images that the
-        rows of ``X`` flatten, for ``architecture='conv'``.
+        rows of ``X`` flatten, for ``architecture='conv'`` (and for a user
+        ``generator`` that returns images).
+    encoder : None, torch.nn.Module class or instance, default=None
+        The amortised encoder q(z|y). None builds it from ``architecture``.
+        A class is instantiated at fit with the ``encoder__*`` parameters of
+        the estimator (``encoder__width=64`` gives ``width=64``), as skorch
+        routes ``module__*``; an instance is copied at fit, so clones and
+        refits never share weights. It must map a batch of shape
+        (batch, n_features) to a tuple (mean, log_variance), each of shape
+        (batch, n_components); ``fit`` checks this.
+    generator : None, torch.nn.Module class or instance, default=None
+        The generator g, given like ``encoder`` (``generator__*``
+        parameters). It must map (batch, n_components) to (batch,
+        n_features), or to images (batch, *image_shape) when ``image_shape``
+        is set, which the estimator flattens.
     spread : {'gaussian', 'laplace'}, BaseSpread instance or None, default='gaussian'
         Spread kernel k; None gives the standard VAE baseline.
     spread_scale : float or 'auto', default='auto'
@@ -277,8 +248,10 @@ class DeltaVAE(BaseSpreadEstimator):
     _parameter_constraints: dict = {
         "n_components": [Interval(Integral, 1, None, closed="left")],
         "architecture": [StrOptions({"mlp", "conv", "linear"})],
-        "hidden_layer_sizes": [_PositiveIntegers()],
+        "hidden_layer_sizes": [PositiveIntegers()],
         "image_shape": [tuple, None],
+        "encoder": [HasMethods(["forward"]), None],
+        "generator": [HasMethods(["forward"]), None],
         "spread": [StrOptions({"gaussian", "laplace"}), BaseSpread, None],
         "spread_scale": [Interval(Real, 0, None, closed="neither"), StrOptions({"auto"})],
         "noise_variance": [Interval(Real, 0, None, closed="left"), StrOptions({"auto"})],
@@ -303,6 +276,8 @@ class DeltaVAE(BaseSpreadEstimator):
         architecture="mlp",
         hidden_layer_sizes=(512, 512),
         image_shape=None,
+        encoder=None,
+        generator=None,
         spread="gaussian",
         spread_scale="auto",
         noise_variance="auto",
@@ -318,11 +293,14 @@ class DeltaVAE(BaseSpreadEstimator):
         random_state=None,
         verbose=0,
         warm_start=False,
+        **routed,
     ):
         self.n_components = n_components
         self.architecture = architecture
         self.hidden_layer_sizes = hidden_layer_sizes
         self.image_shape = image_shape
+        self.encoder = encoder
+        self.generator = generator
         self.spread = spread
         self.spread_scale = spread_scale
         self.noise_variance = noise_variance
@@ -338,6 +316,49 @@ class DeltaVAE(BaseSpreadEstimator):
         self.random_state = random_state
         self.verbose = verbose
         self.warm_start = warm_start
+        # Keyword arguments routed to the user's network classes; checked at
+        # fit (scikit-learn estimators do not raise in __init__).
+        self._routed = dict(routed)
+
+    def get_params(self, deep=True):
+        """Get parameters for this estimator, the routed ``encoder__*``/``generator__*`` too.
+
+        Parameters
+        ----------
+        deep : bool, default=True
+            If True, will return the parameters for this estimator and
+            contained subobjects that are estimators.
+
+        Returns
+        -------
+        params : dict
+            Parameter names mapped to their values.
+        """
+        params = super().get_params(deep=deep)
+        params.update(self._routed)
+        return params
+
+    def set_params(self, **params):
+        """Set the parameters of this estimator, the routed ones too.
+
+        Parameters
+        ----------
+        **params : dict
+            Estimator parameters; ``encoder__*`` and ``generator__*`` go to
+            the encoder and generator classes at the next fit.
+
+        Returns
+        -------
+        self : DeltaVAE
+            Estimator instance.
+        """
+        routed = {
+            name: params.pop(name)
+            for name in list(params)
+            if name.startswith(ROUTED_PREFIXES) or name in self._routed
+        }
+        self._routed = {**self._routed, **routed}
+        return super().set_params(**params)
 
     def fit(self, X, y=None):
         """Fit the model to ``X`` for ``n_epochs`` passes.
@@ -438,7 +459,7 @@ class DeltaVAE(BaseSpreadEstimator):
 
     def _auto_spread_std(self, X):
         """Half the root-mean-square standard deviation of the features."""
-        return 0.5 * _data_scale(X)
+        return 0.5 * data_scale(X)
 
     def _spread_learning_rate(self):
         if self.spread_learning_rate is None:
@@ -485,15 +506,22 @@ class DeltaVAE(BaseSpreadEstimator):
     def _initialise(self, X):
         torch = import_torch()
         from ._model import DeltaVAEModule
-        from ._networks import ResidualMap, build_networks
+        from ._networks import ResidualMap, make_networks
         from ._spread import SpreadModule, check_torch_kernel
         from ._trainer import Trainer
 
+        unknown = sorted(name for name in self._routed if not name.startswith(ROUTED_PREFIXES))
+        if unknown:
+            raise TypeError(
+                f"DeltaVAE got unexpected keyword argument(s) {unknown}; only "
+                "encoder__* and generator__* parameters are routed (to the "
+                "encoder and generator classes)."
+            )
         device = resolve_device(self.device)
         kernel, self.noise_variance_ = self._resolve_model_noise(X)
         self._store_spread(kernel)
         self.mean_ = np.mean(X, axis=0, dtype=np.float64)
-        self.data_scale_ = _data_scale(X)
+        self.data_scale_ = data_scale(X)
         n_features = X.shape[1]
         if kernel is not None:
             kernel = self._standardised_kernel(kernel)
@@ -505,12 +533,16 @@ class DeltaVAE(BaseSpreadEstimator):
         # device, and the caller's global torch random state is left alone.
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(int(init_seed))
-            encoder, decoder = build_networks(
+            encoder, decoder = make_networks(
                 self.architecture,
                 self.hidden_layer_sizes,
                 self.image_shape,
                 n_features,
                 self.n_components,
+                encoder=self.encoder,
+                generator=self.generator,
+                encoder_params=routed_params(self._routed, "encoder__"),
+                generator_params=routed_params(self._routed, "generator__"),
             )
             if kernel is None:
                 spread_module = None
@@ -601,7 +633,7 @@ class DeltaVAE(BaseSpreadEstimator):
         """
         check_is_fitted(self)
         Z = self._validate_latent(X)
-        generated = self._batched(Z, self._evaluation_module().decoder)
+        generated = self._batched(Z, self._evaluation_module().generate)
         return generated * self.data_scale_ + self.mean_
 
     def sample(self, n_samples=1, random_state=None):
