@@ -81,7 +81,9 @@ def test_user_networks_train_and_serve_every_method(images, params):
     assert np.all(np.isfinite(model.score_samples(images)))
     loaded = pickle.loads(pickle.dumps(model))
     np.testing.assert_array_equal(loaded.transform(images), model.transform(images))
-    np.testing.assert_array_equal(loaded.sample(3, random_state=0), model.sample(3, random_state=0))
+    np.testing.assert_array_equal(
+        loaded.sample(3, random_state=0), model.sample(3, random_state=0)
+    )
 
 
 def test_module_instances_are_copied_so_clones_and_refits_never_share_weights(images):
@@ -118,7 +120,8 @@ def test_routed_parameters_follow_get_params_set_params_and_clone():
          r"log_variance\).*\(2, 2\).*returned a tensor of shape \(2, 2\)"),
         (dict(encoder=Encoder(16, 3)), r"returned a tuple of a tensor of shape \(2, 3\)"),
         (dict(generator=ImageGenerator(2)),
-         r"generator ImageGenerator must map.*\(2, 16\).*returned a tensor of shape \(2, 1, 4, 4\)"),
+         r"generator ImageGenerator must map.*\(2, 16\).*"
+         r"returned a tensor of shape \(2, 1, 4, 4\)"),
         (dict(encoder=Encoder(15, 2)), r"encoder Encoder failed on a batch of shape \(2, 16\)"),
         (dict(encoder=Encoder, encoder__n_features=16), r"could not be built.*n_components"),
         (dict(encoder__width=3), r"encoder__\* parameters \['width'\] need a encoder class"),
