@@ -50,7 +50,9 @@ models = {
 for name, model in models.items():
     model.fit(X)
     history = model.history_
-    print(f"{name:>21}: spread scale {model.spread_scale_:.3f}, "
+    # The VAE has no spread (spread_scale_ is None): its model noise instead.
+    width = model.spread_scale_ or np.sqrt(model.noise_variance_)
+    print(f"{name:>21}: noise scale {width:.3f}, "
           f"loss {history[0]['loss']:.1f} -> {history[-1]['loss']:.1f} "
           f"in {sum(epoch['time'] for epoch in history):.1f} s")
 

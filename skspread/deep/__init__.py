@@ -4,6 +4,7 @@ torch is imported only when a model is fitted or loaded, so importing this
 subpackage works without it (``pip install "skspread[deep]"`` to fit).
 """
 
+from ._callbacks import Checkpoint
 from ._delta_vae import DeltaVAE
 
-__all__ = ["DeltaVAE"]
+__all__ = ["Checkpoint", "DeltaVAE"]

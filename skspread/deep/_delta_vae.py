@@ -9,64 +9,21 @@ import math
 from numbers import Integral, Real
 
 import numpy as np
-from sklearn.base import _fit_context
 from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import Interval, Options, StrOptions
+from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from .._base import BaseSpreadEstimator, _is_zero_scalar, atomic_fit, check_n_samples
-from ..spread import BaseSpread, GaussianSpread
-from ._device import dumps, import_torch, loads, resolve_device
+from .._base import BaseSpreadEstimator, check_n_samples
+from ..spread import BaseSpread
+from ._checks import ROUTED_PREFIXES, PositiveIntegers
+from ._device import import_torch
+from ._fitting import DeltaVAEFitting
 
 # Spread copies of every row in score_samples (shared by all rows).
 _N_SCORE_SPREAD_COPIES = 4
 
 
-class _PositiveIntegers(Options):
-    """Constraint: a sequence (possibly empty) of positive integers.
-
-    An ``Options`` so that scikit-learn's parameter validation accepts it;
-    it has no list of options, only the test below.
-    """
-
-    def __init__(self):
-        super().__init__(tuple, set())
-
-    def is_satisfied_by(self, val):
-        if isinstance(val, str):
-            return False
-        try:
-            values = list(val)
-        except TypeError:
-            return False
-        return all(
-            isinstance(value, Integral) and not isinstance(value, bool) and value >= 1
-            for value in values
-        )
-
-    def __str__(self):
-        return "a tuple of positive int"
-
-
-def _data_scale(X):
-    """Root-mean-square standard deviation of the features of ``X``.
-
-    For constant data the root-mean-square of the values stands in (and 1
-    for all zeros), so that the scale is always a statistic of the data. The
-    data is divided by its largest magnitude first, so that the squares
-    neither overflow nor underflow.
-    """
-    largest = float(np.max(np.abs(X))) if X.size else 0.0
-    if largest == 0.0 or not math.isfinite(largest):
-        return 1.0
-    X = X / largest
-    rms_std = math.sqrt(float(np.mean(np.var(X, axis=0))))
-    if rms_std > 0:
-        return largest * rms_std
-    return largest * math.sqrt(float(np.mean(np.square(X))))
-
-
-class DeltaVAE(BaseSpreadEstimator):
+class DeltaVAE(DeltaVAEFitting, BaseSpreadEstimator):
     """Delta-VAE: a deterministic deep generator fitted with the spread divergence.
 
     The model is implicit: x = g(z), z ~ N(0, I_K), with g a neural network and
@@ -101,7 +58,21 @@ class DeltaVAE(BaseSpreadEstimator):
         dense layer between the convolutions and the latent code.
     image_shape : tuple of int or None, default=None
         (height, width) or (channels, height, width) of the images that the
-        rows of ``X`` flatten, for ``architecture='conv'``.
+        rows of ``X`` flatten, for ``architecture='conv'`` (and for a user
+        ``generator`` that returns images).
+    encoder : None, torch.nn.Module class or instance, default=None
+        The amortised encoder q(z|y). None builds it from ``architecture``.
+        A class is instantiated at fit with the ``encoder__*`` parameters of
+        the estimator (``encoder__width=64`` gives ``width=64``), as skorch
+        routes ``module__*``; an instance is copied at fit, so clones and
+        refits never share weights. It must map a batch of shape
+        (batch, n_features) to a tuple (mean, log_variance), each of shape
+        (batch, n_components); ``fit`` checks this.
+    generator : None, torch.nn.Module class or instance, default=None
+        The generator g, given like ``encoder`` (``generator__*``
+        parameters). It must map (batch, n_components) to (batch,
+        n_features), or to images (batch, *image_shape) when ``image_shape``
+        is set, which the estimator flattens.
     spread : {'gaussian', 'laplace'}, BaseSpread instance or None, default='gaussian'
         Spread kernel k; None gives the standard VAE baseline.
     spread_scale : float or 'auto', default='auto'
@@ -153,7 +124,35 @@ class DeltaVAE(BaseSpreadEstimator):
         1: a progress bar per epoch with the loss; 2: bars are kept.
     warm_start : bool, default=False
         Whether ``fit`` continues from the previous fit instead of starting
-        anew.
+        anew. If a parameter that shapes the model (``n_components``,
+        ``architecture``, ``hidden_layer_sizes``, ``image_shape``, the
+        networks and their ``encoder__*``/``generator__*`` parameters, the
+        spread and its scale, ``noise_variance``, ``learn_spread``,
+        ``spread_rank``, ``objective``) changed since the model was built,
+        ``fit`` (and ``partial_fit``) fits anew, with a warning.
+    early_stopping : bool, default=False
+        Whether to hold out ``validation_fraction`` of the rows (the same
+        rows at every fit of a model), record their negative spread ELBO
+        after every epoch (``'validation_loss'`` in ``history_``), stop when
+        it has not improved by ``tol`` for ``n_iter_no_change`` epochs, and
+        end with the weights of the best epoch (``best_epoch_``). Not used
+        by ``partial_fit``.
+    validation_fraction : float, default=0.1
+        Fraction of the rows held out for early stopping, in (0, 1).
+    n_iter_no_change : int, default=10
+        Epochs without an improvement of at least ``tol`` before early
+        stopping ends training.
+    tol : float, default=1e-4
+        Improvement of the validation loss (per row, in nats) that resets
+        the count of ``n_iter_no_change``.
+    callbacks : list of callable or None, default=None
+        Called in order after every epoch as ``callback(estimator,
+        record)``, with the epoch's ``history_`` entry; training stops after
+        the epoch if any returns True. :class:`~skspread.deep.Checkpoint`
+        saves the model every few epochs so that a killed run can resume.
+    **routed : dict
+        ``encoder__*`` and ``generator__*`` parameters of the user's network
+        classes (see ``encoder``); any other keyword is refused at fit.
 
     Attributes
     ----------
@@ -175,11 +174,16 @@ class DeltaVAE(BaseSpreadEstimator):
     device_ : str
         Device the model lives on.
     history_ : list of dict
-        One entry per epoch: 'epoch', 'loss' (mean negative ELBO), 'time'
-        (seconds) and, while a learned spread trains, 'spread_divergence'
-        (mean divergence bound at the spread's steps).
+        One entry per epoch: 'epoch', 'loss' (mean negative ELBO, in the
+        data's units), 'time' (seconds), with early stopping
+        'validation_loss' (the held-out rows' mean negative ELBO) and,
+        while a learned spread trains, 'spread_divergence' (mean divergence
+        bound at the spread's steps).
     n_iter_ : int
         Number of completed epochs.
+    best_epoch_ : int or None
+        With early stopping, the epoch (as numbered in ``history_``) whose
+        weights the model ends with; None without.
     n_features_in_ : int
         Number of features seen during fit.
     feature_names_in_ : ndarray of shape (`n_features_in_`,)
@@ -277,8 +281,10 @@ class DeltaVAE(BaseSpreadEstimator):
     _parameter_constraints: dict = {
         "n_components": [Interval(Integral, 1, None, closed="left")],
         "architecture": [StrOptions({"mlp", "conv", "linear"})],
-        "hidden_layer_sizes": [_PositiveIntegers()],
+        "hidden_layer_sizes": [PositiveIntegers()],
         "image_shape": [tuple, None],
+        "encoder": [HasMethods(["forward"]), None],
+        "generator": [HasMethods(["forward"]), None],
         "spread": [StrOptions({"gaussian", "laplace"}), BaseSpread, None],
         "spread_scale": [Interval(Real, 0, None, closed="neither"), StrOptions({"auto"})],
         "noise_variance": [Interval(Real, 0, None, closed="left"), StrOptions({"auto"})],
@@ -294,6 +300,11 @@ class DeltaVAE(BaseSpreadEstimator):
         "random_state": ["random_state"],
         "verbose": ["verbose"],
         "warm_start": ["boolean"],
+        "early_stopping": ["boolean"],
+        "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
+        "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
+        "tol": [Interval(Real, 0, None, closed="left")],
+        "callbacks": [list, None],
     }
 
     def __init__(
@@ -303,6 +314,8 @@ class DeltaVAE(BaseSpreadEstimator):
         architecture="mlp",
         hidden_layer_sizes=(512, 512),
         image_shape=None,
+        encoder=None,
+        generator=None,
         spread="gaussian",
         spread_scale="auto",
         noise_variance="auto",
@@ -318,11 +331,19 @@ class DeltaVAE(BaseSpreadEstimator):
         random_state=None,
         verbose=0,
         warm_start=False,
+        early_stopping=False,
+        validation_fraction=0.1,
+        n_iter_no_change=10,
+        tol=1e-4,
+        callbacks=None,
+        **routed,
     ):
         self.n_components = n_components
         self.architecture = architecture
         self.hidden_layer_sizes = hidden_layer_sizes
         self.image_shape = image_shape
+        self.encoder = encoder
+        self.generator = generator
         self.spread = spread
         self.spread_scale = spread_scale
         self.noise_variance = noise_variance
@@ -338,6 +359,54 @@ class DeltaVAE(BaseSpreadEstimator):
         self.random_state = random_state
         self.verbose = verbose
         self.warm_start = warm_start
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.tol = tol
+        self.callbacks = callbacks
+        # Keyword arguments routed to the user's network classes; checked at
+        # fit (scikit-learn estimators do not raise in __init__).
+        self._routed = dict(routed)
+
+    def get_params(self, deep=True):
+        """Get parameters for this estimator, the routed ``encoder__*``/``generator__*`` too.
+
+        Parameters
+        ----------
+        deep : bool, default=True
+            If True, will return the parameters for this estimator and
+            contained subobjects that are estimators.
+
+        Returns
+        -------
+        params : dict
+            Parameter names mapped to their values.
+        """
+        params = super().get_params(deep=deep)
+        params.update(self._routed)
+        return params
+
+    def set_params(self, **params):
+        """Set the parameters of this estimator, the routed ones too.
+
+        Parameters
+        ----------
+        **params : dict
+            Estimator parameters; ``encoder__*`` and ``generator__*`` go to
+            the encoder and generator classes at the next fit.
+
+        Returns
+        -------
+        self : DeltaVAE
+            Estimator instance.
+        """
+        routed = {
+            name: params.pop(name)
+            for name in list(params)
+            if name.startswith(ROUTED_PREFIXES) or name in self._routed
+        }
+        self._routed = {**self._routed, **routed}
+        return super().set_params(**params)
 
     def fit(self, X, y=None):
         """Fit the model to ``X`` for ``n_epochs`` passes.
@@ -378,169 +447,6 @@ class DeltaVAE(BaseSpreadEstimator):
             The updated estimator.
         """
         return self._fit_and_report(X, 1, partial=True)
-
-    def _fit_and_report(self, X, n_epochs, partial):
-        # A non-finite loss ends the fit with the last finite epoch's state;
-        # the error is raised outside the atomic section, which would
-        # otherwise return the estimator to its state before the fit.
-        diverged = self._fit_atomically(X, n_epochs, partial)
-        if diverged is not None:
-            raise FloatingPointError(
-                f"{diverged} Training stopped; the model keeps the state of the last "
-                f"finite epoch ({self.n_iter_} epoch(s) in history_). Lower "
-                f"learning_rate (now {self.learning_rate!r}) or batch the data "
-                "differently; inputs are standardised inside the estimator, so "
-                "their units are not the cause."
-            ) from diverged
-        return self
-
-    @atomic_fit
-    @_fit_context(prefer_skip_nested_validation=True)
-    def _fit_atomically(self, X, n_epochs, partial):
-        keep = hasattr(self, "module_") and (partial or self.warm_start)
-        X = validate_data(self, X, reset=not keep, dtype=[np.float64, np.float32])
-        torch = import_torch()
-        if keep:
-            self._trainer.set_learning_rates(self.learning_rate, self._spread_learning_rate())
-            self._trainer.batch_size = self.batch_size
-            # Training changes the networks in place: keep their state to
-            # put back if the fit raises (the rest of the estimator is
-            # restored by atomic_fit).
-            saved = self._trainer.state_dict()
-        else:
-            self._initialise(X)
-        data = torch.tensor(
-            self._standardise(X), dtype=torch.float32, device=self._trainer.device
-        )
-        try:
-            self._trainer.fit(data, n_epochs, self.verbose, on_epoch=self._end_epoch)
-        except FloatingPointError as error:
-            return error
-        except BaseException:
-            if keep:
-                self._trainer.load_state_dict(saved)
-            raise
-        return None
-
-    def _end_epoch(self, entry):
-        """Record an epoch (its loss in the data's units); True stops training."""
-        entry = dict(entry, loss=entry["loss"] + self._log_scale_offset())
-        self.history_ = [*self.history_, entry]
-        self.n_iter_ = len(self.history_)
-        return False
-
-    def _log_scale_offset(self):
-        """D log(data_scale_): log-densities in the data's units minus standardised ones."""
-        return self.n_features_in_ * math.log(self.data_scale_)
-
-    def _standardise(self, X):
-        return (np.asarray(X, dtype=np.float64) - self.mean_) / self.data_scale_
-
-    def _auto_spread_std(self, X):
-        """Half the root-mean-square standard deviation of the features."""
-        return 0.5 * _data_scale(X)
-
-    def _spread_learning_rate(self):
-        if self.spread_learning_rate is None:
-            return self.learning_rate / 10
-        return self.spread_learning_rate
-
-    def _resolve_model_noise(self, X):
-        """The spread kernel (or None) and the model noise variance, in data units."""
-        kernel = self._resolve_spread(X, self.noise_variance)
-        if kernel is None:
-            if self.learn_spread is not None:
-                raise ValueError(
-                    f"learn_spread={self.learn_spread!r} needs a spread; got spread=None."
-                )
-            if self.noise_variance != "auto":
-                return None, float(self.noise_variance)
-            if self.spread_scale == "auto":
-                return None, self._auto_spread_std(X) ** 2
-            return None, float(self.spread_scale) ** 2
-        if self.noise_variance != "auto" and not _is_zero_scalar(self.noise_variance):
-            raise ValueError(
-                "With a spread the delta-VAE's generator is deterministic: "
-                f"noise_variance must be 0 or 'auto', got {self.noise_variance!r}. "
-                "Use spread=None for a VAE with observation noise."
-            )
-        if self.learn_spread == "covariance":
-            if not isinstance(kernel, GaussianSpread):
-                raise ValueError(
-                    "learn_spread='covariance' learns a Gaussian covariance; "
-                    f"got spread={self.spread!r}. Use spread='gaussian'."
-                )
-            if self.spread_rank > X.shape[1]:
-                raise ValueError(
-                    f"spread_rank={self.spread_rank} exceeds n_features={X.shape[1]}."
-                )
-        return kernel, 0.0
-
-    def _standardised_kernel(self, kernel):
-        """The kernel in the units of the standardised data (scale / data_scale_)."""
-        standardised = copy.copy(kernel)
-        standardised.scale = kernel.scale / self.data_scale_
-        return standardised
-
-    def _initialise(self, X):
-        torch = import_torch()
-        from ._model import DeltaVAEModule
-        from ._networks import ResidualMap, build_networks
-        from ._spread import SpreadModule, check_torch_kernel
-        from ._trainer import Trainer
-
-        device = resolve_device(self.device)
-        kernel, self.noise_variance_ = self._resolve_model_noise(X)
-        self._store_spread(kernel)
-        self.mean_ = np.mean(X, axis=0, dtype=np.float64)
-        self.data_scale_ = _data_scale(X)
-        n_features = X.shape[1]
-        if kernel is not None:
-            kernel = self._standardised_kernel(kernel)
-            check_torch_kernel(kernel, n_features, self.objective)
-        rng = check_random_state(self.random_state)
-        init_seed, train_seed = rng.randint(np.iinfo(np.int32).max, size=2)
-        self._set_evaluation_seed(rng)
-        # Initialise on the CPU from a private seed: the same weights on every
-        # device, and the caller's global torch random state is left alone.
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(int(init_seed))
-            encoder, decoder = build_networks(
-                self.architecture,
-                self.hidden_layer_sizes,
-                self.image_shape,
-                n_features,
-                self.n_components,
-            )
-            if kernel is None:
-                spread_module = None
-                observation = GaussianSpread(
-                    math.sqrt(self.noise_variance_) / self.data_scale_
-                )
-            else:
-                observation = None
-                mean_map = (
-                    ResidualMap(n_features, hidden_size=min(n_features, 256))
-                    if self.learn_spread == "mean"
-                    else None
-                )
-                rank = self.spread_rank if self.learn_spread == "covariance" else None
-                spread_module = SpreadModule(kernel, n_features, rank, mean_map)
-            module = DeltaVAEModule(
-                encoder, decoder, spread_module, observation, self.objective
-            )
-        self.module_ = module.to(device).eval()
-        self.device_ = str(device)
-        self._trainer = Trainer(
-            self.module_,
-            batch_size=self.batch_size,
-            learning_rate=self.learning_rate,
-            spread_learning_rate=self._spread_learning_rate(),
-            device=device,
-            seed=int(train_seed),
-        )
-        self.history_ = []
-        self.n_iter_ = 0
 
     def _evaluation_module(self):
         """A float64 copy of the model for transform, score and generation.
@@ -601,7 +507,7 @@ class DeltaVAE(BaseSpreadEstimator):
         """
         check_is_fitted(self)
         Z = self._validate_latent(X)
-        generated = self._batched(Z, self._evaluation_module().decoder)
+        generated = self._batched(Z, self._evaluation_module().generate)
         return generated * self.data_scale_ + self.mean_
 
     def sample(self, n_samples=1, random_state=None):
@@ -675,23 +581,3 @@ class DeltaVAE(BaseSpreadEstimator):
         tags = super().__sklearn_tags__()
         tags.input_tags.allow_nan = False
         return tags
-
-    def __getstate__(self):
-        # A copy: object.__getstate__ returns the instance's own __dict__.
-        state = dict(super().__getstate__())
-        if "module_" in state:
-            # One payload, so the trainer's optimisers keep pointing at the
-            # module's parameters after loading.
-            state["_torch_payload"] = dumps(
-                {"module": state.pop("module_"), "trainer": state.pop("_trainer")}
-            )
-        return state
-
-    def __setstate__(self, state):
-        payload = state.pop("_torch_payload", None)
-        if payload is not None:
-            loaded, device = loads(payload, state["device_"], owner="This DeltaVAE")
-            state["module_"] = loaded["module"]
-            state["_trainer"] = loaded["trainer"].to(device)
-            state["device_"] = str(device)
-        super().__setstate__(state)

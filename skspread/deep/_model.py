@@ -58,6 +58,11 @@ class DeltaVAEModule(nn.Module):
             return []
         return list(self.spread.parameters())
 
+    def generate(self, Z):
+        """g(z) as flat rows (a generator may return images: they are flattened)."""
+        generated = self.decoder(Z)
+        return generated.reshape(generated.shape[0], -1)
+
     def spread_data(self, X, generator):
         """Spread mean f(x) and one fresh spread sample y = f(x) + e."""
         if self.spread is None:
@@ -83,7 +88,7 @@ class DeltaVAEModule(nn.Module):
         eps = torch.randn(
             mean.shape, generator=generator, device=mean.device, dtype=mean.dtype
         )
-        generated = self.decoder(mean + torch.exp(0.5 * log_var) * eps)
+        generated = self.generate(mean + torch.exp(0.5 * log_var) * eps)
         if self.spread is None:
             reconstruction = self.observation.log_prob(X, generated)
         elif self.objective == "exact":
@@ -120,7 +125,7 @@ class DeltaVAEModule(nn.Module):
         mean, log_var = self.encoder(Y)
         std = torch.exp(0.5 * log_var)
         Z = mean[:, None, :] + std[:, None, :] * latent_noise[None]
-        generated = self.decoder(Z.reshape(-1, Z.shape[-1])).reshape(*Z.shape[:2], n_features)
+        generated = self.generate(Z.reshape(-1, Z.shape[-1])).reshape(*Z.shape[:2], n_features)
         if self.spread is None:
             log_likelihood = self.observation.log_prob(Y[:, None, :], generated)
         else:

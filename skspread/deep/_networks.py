@@ -6,11 +6,12 @@ flat points (n, D). The residual map is the learned mean transformation
 f(x) = x + h(x) of the spread, with Lip(h) < 1 so that f is injective.
 """
 
+import copy
 import math
 
 import torch
 from torch import nn
-from torch.nn.utils.parametrizations import spectral_norm
+from torch.nn import functional
 
 
 def _multilayer_perceptron(sizes):
@@ -127,6 +128,50 @@ def make_conv_encoder(image_shape, n_components, hidden_size=256):
     return GaussianEncoder(body, hidden_size, n_components)
 
 
+class SpectralLinear(nn.Module):
+    """Linear layer whose weight is divided by its largest singular value.
+
+    The singular value comes from power iteration (Miyato et al., 2018):
+    one step per forward pass in training mode, on vectors kept as
+    buffers; in evaluation mode the stored vectors are used as they are.
+    Written here rather than with torch's parametrizations, which a whole
+    module cannot be pickled with.
+
+    Parameters
+    ----------
+    n_in, n_out : int
+        Input and output widths.
+    """
+
+    def __init__(self, n_in, n_out):
+        super().__init__()
+        linear = nn.Linear(n_in, n_out)
+        self.weight = linear.weight
+        self.bias = linear.bias
+        self.register_buffer("left", functional.normalize(torch.randn(n_out), dim=0))
+        self.register_buffer("right", functional.normalize(torch.randn(n_in), dim=0))
+        self._power_iteration(15)
+
+    @torch.no_grad()
+    def _power_iteration(self, n_iterations):
+        weight = self.weight.detach()
+        for _ in range(n_iterations):
+            self.right.copy_(functional.normalize(weight.T @ self.left, dim=0, eps=1e-12))
+            self.left.copy_(functional.normalize(weight @ self.right, dim=0, eps=1e-12))
+
+    def normalised_weight(self):
+        """The weight divided by its estimated spectral norm u^T W v."""
+        if self.training:
+            self._power_iteration(1)
+        # Clones: a later forward pass updates the buffers in place, which
+        # would invalidate this pass's graph before its backward pass.
+        sigma = torch.dot(self.left.clone(), self.weight @ self.right.clone())
+        return self.weight / sigma
+
+    def forward(self, X):
+        return functional.linear(X, self.normalised_weight(), self.bias)
+
+
 class ResidualMap(nn.Module):
     """Injective map f(x) = x + h(x) with Lip(h) < 1 (invertible residual block).
 
@@ -153,9 +198,9 @@ class ResidualMap(nn.Module):
             raise ValueError("lipschitz_coefficient must lie in (0, 1).")
         self.lipschitz_coefficient = lipschitz_coefficient
         self.residual = nn.Sequential(
-            spectral_norm(nn.Linear(n_features, hidden_size)),
+            SpectralLinear(n_features, hidden_size),
             nn.ELU(),
-            spectral_norm(nn.Linear(hidden_size, n_features)),
+            SpectralLinear(hidden_size, n_features),
         )
         self.gain_logit = nn.Parameter(torch.tensor(-4.0))
 
@@ -210,3 +255,160 @@ def build_networks(architecture, hidden_layer_sizes, image_shape, n_features, n_
         make_conv_encoder(image_shape, n_components, width),
         ConvDecoder(n_components, image_shape, width),
     )
+
+
+def user_module(role, module, params):
+    """The user's network for ``role`` ('encoder' or 'generator'), ready to train.
+
+    A class is instantiated with ``params`` (the estimator's ``role__*``
+    parameters); an instance is copied, so that clones and refits never
+    share weights.
+    """
+    if isinstance(module, type) and issubclass(module, nn.Module):
+        try:
+            return module(**params)
+        except TypeError as error:
+            raise TypeError(
+                f"{role}={module.__name__} could not be built from the {role}__* "
+                f"parameters {params!r}: {error}"
+            ) from error
+    if isinstance(module, nn.Module):
+        if params:
+            raise ValueError(
+                f"{role} is a module instance, so the {role}__* parameters "
+                f"{sorted(params)} cannot be applied; pass the class instead."
+            )
+        return copy.deepcopy(module)
+    raise TypeError(
+        f"{role} must be None, a torch.nn.Module class or instance; got {module!r}."
+    )
+
+
+def _shape(value):
+    if isinstance(value, torch.Tensor):
+        return f"a tensor of shape {tuple(value.shape)}"
+    if isinstance(value, (tuple, list)):
+        return f"a {type(value).__name__} of {', '.join(_shape(item) for item in value)}"
+    return f"a {type(value).__name__}"
+
+
+def check_network_contract(encoder, generator, n_features, n_components, image_shape=None):
+    """Refuse networks that break the contract, naming the module and the shapes.
+
+    The encoder maps a batch (batch, n_features) to (mean, log_variance),
+    each (batch, n_components); the generator maps (batch, n_components) to
+    (batch, n_features), or to images (batch, *image_shape) that the
+    estimator flattens. Tried on a batch of two in evaluation mode, without
+    gradients.
+    """
+    batch = 2
+    parameter = next(iter([*encoder.parameters(), *generator.parameters()]), None)
+    dtype = torch.float32 if parameter is None else parameter.dtype
+    with torch.no_grad():
+        try:
+            training = encoder.training
+            encoder.eval()
+            encoded = encoder(torch.zeros((batch, n_features), dtype=dtype))
+        except Exception as error:
+            raise ValueError(
+                f"The encoder {type(encoder).__name__} failed on a batch of shape "
+                f"({batch}, {n_features}) = (batch, n_features): "
+                f"{type(error).__name__}: {error}"
+            ) from error
+        finally:
+            encoder.train(training)
+        expected = (batch, n_components)
+        if not (
+            isinstance(encoded, (tuple, list))
+            and len(encoded) == 2
+            and all(isinstance(item, torch.Tensor) for item in encoded)
+            and all(tuple(item.shape) == expected for item in encoded)
+        ):
+            raise ValueError(
+                f"The encoder {type(encoder).__name__} must map a batch of shape "
+                f"({batch}, {n_features}) = (batch, n_features) to a tuple (mean, "
+                f"log_variance) of two tensors of shape {expected} = (batch, "
+                f"n_components); it returned {_shape(encoded)}."
+            )
+        try:
+            training = generator.training
+            generator.eval()
+            generated = generator(torch.zeros((batch, n_components), dtype=dtype))
+        except Exception as error:
+            raise ValueError(
+                f"The generator {type(generator).__name__} failed on a batch of shape "
+                f"({batch}, {n_components}) = (batch, n_components): "
+                f"{type(error).__name__}: {error}"
+            ) from error
+        finally:
+            generator.train(training)
+    shape = tuple(generated.shape) if isinstance(generated, torch.Tensor) else None
+    flat = shape == (batch, n_features)
+    # Images (batch, *image_shape), with or without a channel axis of 1.
+    images = (
+        image_shape is not None
+        and shape is not None
+        and len(shape) > 2
+        and shape[0] == batch
+        and math.prod(shape[1:]) == n_features
+    )
+    if not (flat or images):
+        raise ValueError(
+            f"The generator {type(generator).__name__} must map a batch of shape "
+            f"({batch}, {n_components}) = (batch, n_components) to a tensor of shape "
+            f"({batch}, {n_features}) = (batch, n_features)"
+            + (" or to images (batch, *image_shape)" if image_shape is not None else "")
+            + f"; it returned {_shape(generated)}."
+        )
+
+
+def make_networks(
+    architecture,
+    hidden_layer_sizes,
+    image_shape,
+    n_features,
+    n_components,
+    encoder=None,
+    generator=None,
+    encoder_params=None,
+    generator_params=None,
+):
+    """Encoder and generator: the user's where given, else the built-in ones.
+
+    Parameters
+    ----------
+    architecture, hidden_layer_sizes, image_shape :
+        As in :func:`build_networks`, for the networks the user did not give.
+    n_features, n_components : int
+    encoder, generator : None, nn.Module class or instance
+    encoder_params, generator_params : dict or None
+        Keyword arguments of the user's classes.
+
+    Returns
+    -------
+    encoder, generator : nn.Module
+        Checked against the contract (:func:`check_network_contract`).
+    """
+    encoder_params = encoder_params or {}
+    generator_params = generator_params or {}
+    for role, module, params in (
+        ("encoder", encoder, encoder_params),
+        ("generator", generator, generator_params),
+    ):
+        if module is None and params:
+            raise ValueError(
+                f"The {role}__* parameters {sorted(params)} need a {role} class; "
+                f"got {role}=None (the built-in network)."
+            )
+    if encoder is None or generator is None:
+        built_encoder, built_generator = build_networks(
+            architecture, hidden_layer_sizes, image_shape, n_features, n_components
+        )
+    encoder = built_encoder if encoder is None else user_module("encoder", encoder, encoder_params)
+    generator = (
+        built_generator
+        if generator is None
+        else user_module("generator", generator, generator_params)
+    )
+    check_network_contract(encoder, generator, n_features, n_components, image_shape)
+    return encoder, generator

@@ -1,0 +1,350 @@
+"""How DeltaVAE fits: set-up, warm starts, validation, early stopping, callbacks,
+and how its torch state is pickled.
+
+A mixin of :class:`~skspread.DeltaVAE`, kept apart from its public methods.
+torch is imported only inside the methods, as in the estimator.
+"""
+
+import copy
+import math
+import warnings
+
+import numpy as np
+from sklearn.base import _fit_context
+from sklearn.utils import check_random_state
+from sklearn.utils.validation import validate_data
+
+from .._base import _is_zero_scalar, atomic_fit
+from ..spread import GaussianSpread
+from ._checks import ROUTED_PREFIXES, data_scale, routed_params
+from ._device import dumps, import_torch, loads, resolve_device
+
+# Parameters that fix the networks' and the spread's shapes and meaning: a
+# warm start cannot continue a model built with other values.
+_STRUCTURAL_PARAMS = (
+    "n_components",
+    "architecture",
+    "hidden_layer_sizes",
+    "image_shape",
+    "encoder",
+    "generator",
+    "spread",
+    "spread_scale",
+    "noise_variance",
+    "learn_spread",
+    "spread_rank",
+    "objective",
+)
+
+
+def _same(first, second):
+    """Whether two parameter values are the same (objects by identity)."""
+    if first is second:
+        return True
+    if isinstance(first, (list, tuple)) and isinstance(second, (list, tuple)):
+        return len(first) == len(second) and all(map(_same, first, second))
+    if type(first) is not type(second) or isinstance(first, type):
+        return False
+    try:
+        return bool(first == second)
+    except (TypeError, ValueError):
+        return False
+
+
+class DeltaVAEFitting:
+    """The fitting machinery of DeltaVAE (a mixin)."""
+
+    def _structure(self):
+        params = {name: getattr(self, name) for name in _STRUCTURAL_PARAMS}
+        params.update(self._routed)
+        return params
+
+    def _changed_structure(self):
+        """Names of the structural parameters changed since the model was built."""
+        current, built = self._structure(), self._built_structure
+        return sorted(
+            name
+            for name in set(current) | set(built)
+            if not _same(current.get(name), built.get(name))
+        )
+
+    def _fit_and_report(self, X, n_epochs, partial, resume=False):
+        # A non-finite loss ends the fit with the last finite epoch's state;
+        # the error is raised outside the atomic section, which would
+        # otherwise return the estimator to its state before the fit.
+        diverged = self._fit_atomically(X, n_epochs, partial, resume)
+        if diverged is not None:
+            raise FloatingPointError(
+                f"{diverged} Training stopped; the model keeps the state of the last "
+                f"finite epoch ({self.n_iter_} epoch(s) in history_). Lower "
+                f"learning_rate (now {self.learning_rate!r}) or batch the data "
+                "differently; inputs are standardised inside the estimator, so "
+                "their units are not the cause."
+            ) from diverged
+        return self
+
+    @atomic_fit
+    @_fit_context(prefer_skip_nested_validation=True)
+    def _fit_atomically(self, X, n_epochs, partial, resume):
+        keep = hasattr(self, "module_") and (partial or resume or self.warm_start)
+        if keep and not resume:
+            changed = self._changed_structure()
+            if changed:
+                warnings.warn(
+                    f"{'partial_fit' if partial else 'warm_start=True'} cannot continue "
+                    f"the previous fit: {', '.join(changed)} changed since the model was "
+                    "built. The model is fitted anew.",
+                    UserWarning,
+                    stacklevel=4,
+                )
+                keep = False
+        X = validate_data(self, X, reset=not keep, dtype=[np.float64, np.float32])
+        torch = import_torch()
+        if keep:
+            self._trainer.set_learning_rates(self.learning_rate, self._spread_learning_rate())
+            self._trainer.batch_size = self.batch_size
+            # Training changes the networks in place: keep their state to
+            # put back if the fit raises (the rest of the estimator is
+            # restored by atomic_fit).
+            saved = self._trainer.state_dict()
+        else:
+            self._initialise(X)
+        early_stopping = self.early_stopping and not partial
+        X = self._standardise(X)
+        validation = None
+        if early_stopping:
+            X, validation = self._split_validation(X)
+            validation = torch.tensor(validation, dtype=torch.float32, device=self._trainer.device)
+        if not resume:
+            self._epochs_target = self.n_iter_ + n_epochs
+            self._stopping = {"best_loss": math.inf, "best_epoch": None, "stale": 0, "best": None}
+        data = torch.tensor(X, dtype=torch.float32, device=self._trainer.device)
+        try:
+            self._trainer.fit(
+                data,
+                n_epochs,
+                self.verbose,
+                on_epoch=lambda entry: self._end_epoch(entry, validation, early_stopping),
+            )
+        except FloatingPointError as error:
+            return error
+        except BaseException:
+            if keep:
+                self._trainer.load_state_dict(saved)
+            raise
+        finally:
+            self.best_epoch_ = self._stopping["best_epoch"]
+        if early_stopping and self._stopping["best"] is not None:
+            self.module_.load_state_dict(self._stopping["best"])
+        self._stopping = {**self._stopping, "best": None}
+        return None
+
+    def _split_validation(self, X):
+        """Training and validation rows: the same split for every fit of a model."""
+        n_samples = X.shape[0]
+        n_validation = math.ceil(self.validation_fraction * n_samples)
+        if n_validation < 1 or n_samples - n_validation < 1:
+            raise ValueError(
+                f"validation_fraction={self.validation_fraction} leaves no training "
+                f"or no validation row out of {n_samples}; give more rows or change "
+                "validation_fraction."
+            )
+        order = np.random.RandomState(self._split_seed).permutation(n_samples)
+        return X[np.sort(order[n_validation:])], X[np.sort(order[:n_validation])]
+
+    def _validation_loss(self, validation):
+        """Mean negative spread ELBO of the validation rows (common random numbers)."""
+        torch = import_torch()
+        module = self.module_
+        generator = torch.Generator(device=self.device_).manual_seed(self._evaluation_seed)
+        dtype = validation.dtype
+        with torch.no_grad():
+            spread_noise = None
+            if module.spread is not None:
+                spread_noise = module.spread.noise((4, self.n_features_in_), generator)
+            latent_noise = torch.randn(
+                (1, self.n_components), generator=generator, device=self.device_, dtype=dtype
+            )
+            bound = torch.cat(
+                [
+                    module.log_likelihood_bound(batch, spread_noise, latent_noise)
+                    for batch in torch.split(validation, 4096)
+                ]
+            )
+        return -float(bound.mean()) + self._log_scale_offset()
+
+    def _end_epoch(self, entry, validation, early_stopping):
+        """Record an epoch, stop early, call the callbacks; True stops training."""
+        entry = dict(entry, loss=entry["loss"] + self._log_scale_offset())
+        stop = False
+        if validation is not None:
+            loss = self._validation_loss(validation)
+            entry["validation_loss"] = loss
+            stopping = dict(self._stopping)
+            if loss < stopping["best_loss"] - self.tol:
+                stopping["stale"] = 0
+            else:
+                stopping["stale"] += 1
+            if loss < stopping["best_loss"]:
+                stopping.update(
+                    best_loss=loss,
+                    best_epoch=entry["epoch"],
+                    best=copy.deepcopy(self.module_.state_dict()),
+                )
+            self._stopping = stopping
+            stop = early_stopping and stopping["stale"] >= self.n_iter_no_change
+            if stop:
+                # Nothing left to run: a checkpoint taken now resumes to the end.
+                self._epochs_target = self.n_iter_ + 1
+        self.history_ = [*self.history_, entry]
+        self.n_iter_ = len(self.history_)
+        for callback in self.callbacks or ():
+            # Every callback sees every epoch, even after one asked to stop.
+            stop = bool(callback(self, entry)) or stop
+        return stop
+
+    def _log_scale_offset(self):
+        """D log(data_scale_): log-densities in the data's units minus standardised ones."""
+        return self.n_features_in_ * math.log(self.data_scale_)
+
+    def _standardise(self, X):
+        return (np.asarray(X, dtype=np.float64) - self.mean_) / self.data_scale_
+
+    def _auto_spread_std(self, X):
+        """Half the root-mean-square standard deviation of the features."""
+        return 0.5 * data_scale(X)
+
+    def _spread_learning_rate(self):
+        if self.spread_learning_rate is None:
+            return self.learning_rate / 10
+        return self.spread_learning_rate
+
+    def _resolve_model_noise(self, X):
+        """The spread kernel (or None) and the model noise variance, in data units."""
+        kernel = self._resolve_spread(X, self.noise_variance)
+        if kernel is None:
+            if self.learn_spread is not None:
+                raise ValueError(
+                    f"learn_spread={self.learn_spread!r} needs a spread; got spread=None."
+                )
+            if self.noise_variance != "auto":
+                return None, float(self.noise_variance)
+            if self.spread_scale == "auto":
+                return None, self._auto_spread_std(X) ** 2
+            return None, float(self.spread_scale) ** 2
+        if self.noise_variance != "auto" and not _is_zero_scalar(self.noise_variance):
+            raise ValueError(
+                "With a spread the delta-VAE's generator is deterministic: "
+                f"noise_variance must be 0 or 'auto', got {self.noise_variance!r}. "
+                "Use spread=None for a VAE with observation noise."
+            )
+        if self.learn_spread == "covariance":
+            if not isinstance(kernel, GaussianSpread):
+                raise ValueError(
+                    "learn_spread='covariance' learns a Gaussian covariance; "
+                    f"got spread={self.spread!r}. Use spread='gaussian'."
+                )
+            if self.spread_rank > X.shape[1]:
+                raise ValueError(
+                    f"spread_rank={self.spread_rank} exceeds n_features={X.shape[1]}."
+                )
+        return kernel, 0.0
+
+    def _standardised_kernel(self, kernel):
+        """The kernel in the units of the standardised data (scale / data_scale_)."""
+        standardised = copy.copy(kernel)
+        standardised.scale = kernel.scale / self.data_scale_
+        return standardised
+
+    def _initialise(self, X):
+        torch = import_torch()
+        from ._model import DeltaVAEModule
+        from ._networks import ResidualMap, make_networks
+        from ._spread import SpreadModule, check_torch_kernel
+        from ._trainer import Trainer
+
+        unknown = sorted(name for name in self._routed if not name.startswith(ROUTED_PREFIXES))
+        if unknown:
+            raise TypeError(
+                f"DeltaVAE got unexpected keyword argument(s) {unknown}; only "
+                "encoder__* and generator__* parameters are routed (to the "
+                "encoder and generator classes)."
+            )
+        device = resolve_device(self.device)
+        kernel, self.noise_variance_ = self._resolve_model_noise(X)
+        self._store_spread(kernel)
+        self.mean_ = np.mean(X, axis=0, dtype=np.float64)
+        self.data_scale_ = data_scale(X)
+        n_features = X.shape[1]
+        if kernel is not None:
+            kernel = self._standardised_kernel(kernel)
+            check_torch_kernel(kernel, n_features, self.objective)
+        rng = check_random_state(self.random_state)
+        init_seed, train_seed, self._split_seed = rng.randint(np.iinfo(np.int32).max, size=3)
+        self._set_evaluation_seed(rng)
+        self._built_structure = self._structure()
+        # Initialise on the CPU from a private seed: the same weights on every
+        # device, and the caller's global torch random state is left alone.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(int(init_seed))
+            encoder, decoder = make_networks(
+                self.architecture,
+                self.hidden_layer_sizes,
+                self.image_shape,
+                n_features,
+                self.n_components,
+                encoder=self.encoder,
+                generator=self.generator,
+                encoder_params=routed_params(self._routed, "encoder__"),
+                generator_params=routed_params(self._routed, "generator__"),
+            )
+            if kernel is None:
+                spread_module = None
+                observation = GaussianSpread(
+                    math.sqrt(self.noise_variance_) / self.data_scale_
+                )
+            else:
+                observation = None
+                mean_map = (
+                    ResidualMap(n_features, hidden_size=min(n_features, 256))
+                    if self.learn_spread == "mean"
+                    else None
+                )
+                rank = self.spread_rank if self.learn_spread == "covariance" else None
+                spread_module = SpreadModule(kernel, n_features, rank, mean_map)
+            module = DeltaVAEModule(
+                encoder, decoder, spread_module, observation, self.objective
+            )
+        self.module_ = module.to(device).eval()
+        self.device_ = str(device)
+        self._trainer = Trainer(
+            self.module_,
+            batch_size=self.batch_size,
+            learning_rate=self.learning_rate,
+            spread_learning_rate=self._spread_learning_rate(),
+            device=device,
+            seed=int(train_seed),
+        )
+        self.history_ = []
+        self.best_epoch_ = None
+        self.n_iter_ = 0
+
+    def __getstate__(self):
+        # A copy: object.__getstate__ returns the instance's own __dict__.
+        state = dict(super().__getstate__())
+        if "module_" in state:
+            # One payload, so the trainer's optimisers keep pointing at the
+            # module's parameters after loading.
+            state["_torch_payload"] = dumps(
+                {"module": state.pop("module_"), "trainer": state.pop("_trainer")}
+            )
+        return state
+
+    def __setstate__(self, state):
+        payload = state.pop("_torch_payload", None)
+        if payload is not None:
+            loaded, device = loads(payload, state["device_"], owner="This DeltaVAE")
+            state["module_"] = loaded["module"]
+            state["_trainer"] = loaded["trainer"].to(device)
+            state["device_"] = str(device)
+        super().__setstate__(state)
