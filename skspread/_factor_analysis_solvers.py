@@ -49,7 +49,8 @@ def _merge_moments(first, second):
     n_samples = n_first + n_second
     delta = mean_second - mean_first
     mean = mean_first + delta * (n_second / n_samples)
-    scatter = scatter_first + scatter_second + np.outer(delta, delta * (n_first * n_second / n_samples))
+    weight = n_first * n_second / n_samples
+    scatter = scatter_first + scatter_second + np.outer(delta, delta * weight)
     return n_samples, mean, scatter
 
 

@@ -61,7 +61,7 @@ def _split(X, cuts):
     offset=st.sampled_from([0.0, 3.0, 1e6]),
     cuts=st.lists(st.integers(1, 299), max_size=12),
 )
-@settings(deadline=None, max_examples=40)
+@settings(deadline=None, max_examples=20)
 def test_partial_fit_over_any_split_equals_fit(configuration, seed, offset, cuts):
     X = _factor_data(seed=seed, offset=offset)
     reference = SpreadFactorAnalysis(2, tol=1e-8, **configuration).fit(X)
