@@ -288,10 +288,10 @@ def delta_vae(settings, output, random_state, log, device="auto"):
     )
     log(
         f"  Both at spread scale 'auto' = {models[spread_name].spread_scale_:.3f}, on "
-        f"{len(X)} images of 8x8 pixels, {settings.vae_epochs} epochs. The README's MNIST"
+        f"{len(X)} images of 8x8 pixels, {settings.vae_epochs} epochs."
     )
-    log("  benchmark compares them on 60000 images in a feature space; the delta-VAE's")
-    log("  lead there depends on the spread scale.")
+    log("  The README's MNIST benchmark compares them on 60000 images in a feature")
+    log("  space; the delta-VAE's lead there depends on the spread scale.")
     plt = _pyplot()
     if plt is not None:
         fig, axes = plt.subplots(1, 2, figsize=(8, 4.8), layout="constrained")
