@@ -117,7 +117,7 @@ def test_readme_commands_are_the_ci_commands():
         if line.startswith("python3 -m venv")
     ]
     assert len(ci_commands) == 1 and ci_commands[0] in readme
-    main_job = ci_commands[0].replace("[deep,test,docs]", "[deep,plot]").replace(
+    main_job = ci_commands[0].replace("[deep,test,docs,distributed]", "[deep,plot]").replace(
         "python -m pytest", "python -m skspread"
     )
     assert main_job in readme
