@@ -353,6 +353,7 @@ class GaussianSpread(BaseSpread):
     def torch_noise(self, shape, generator, device=None, dtype=None):
         import torch
 
+        shape = check_shape(shape)
         return self.scale * torch.randn(shape, generator=generator, device=device, dtype=dtype)
 
     def _log_density(self, E):
@@ -413,6 +414,7 @@ class LaplaceSpread(BaseSpread):
         # draws are the cost of a spread step.
         import torch
 
+        shape = check_shape(shape)
         uniform = torch.rand(shape, generator=generator, device=device, dtype=dtype)
         centred = uniform.sub_(0.5)
         sign = torch.sign(centred)

@@ -337,6 +337,15 @@ def test_extreme_scales_give_the_value_in_log_space(scale):
     )
 
 
+@pytest.mark.parametrize("kind", [GaussianSpread, LaplaceSpread])
+@pytest.mark.parametrize("shape", [(2, -1), (2.0, 3), None])
+def test_torch_noise_checks_its_shape(kind, shape):
+    torch = pytest.importorskip("torch")
+    with pytest.raises((ValueError, TypeError), match="shape must be a tuple of ints"):
+        kind(1.0).torch_noise(shape, torch.Generator())
+    assert kind(1.0).torch_noise(torch.Size([2, 3]), torch.Generator()).shape == (2, 3)
+
+
 def test_tensors_are_checked_without_leaving_torch():
     torch = pytest.importorskip("torch")
     spread = GaussianSpread(0.5)
