@@ -18,6 +18,7 @@ import math
 from numbers import Integral, Real
 
 import numpy as np
+from sklearn.utils import check_random_state as _sklearn_check_random_state
 from sklearn.utils._param_validation import InvalidParameterError
 
 # Integer arrays are read as floats; anything else that NumPy can hold
@@ -50,6 +51,17 @@ def check_scale(value, name):
             f"{LARGEST_SCALE:g}], got {value!r}."
         )
     return scale
+
+
+def check_random_state(random_state):
+    """scikit-learn's ``check_random_state``, whose errors name ``random_state``."""
+    try:
+        return _sklearn_check_random_state(random_state)
+    except ValueError as error:
+        raise InvalidParameterError(
+            f"random_state must be None, an int in [0, 2**32 - 1] or a "
+            f"numpy.random.RandomState instance: {error}"
+        ) from None
 
 
 def check_shape(shape, name="shape"):

@@ -17,11 +17,11 @@ from os import PathLike
 from pathlib import Path
 
 import numpy as np
-from sklearn.utils import Bunch, check_random_state
+from sklearn.utils import Bunch
 from sklearn.utils._param_validation import StrOptions, validate_params
 from tqdm.auto import tqdm
 
-from ._checks import check_finite_result, check_real_array
+from ._checks import check_finite_result, check_random_state, check_real_array
 from ._sources import SOURCES, sample_sources
 
 __all__ = ["get_data_home", "load_fashion_mnist", "load_mnist", "make_ica", "make_line"]

@@ -21,13 +21,13 @@ import math
 from abc import ABC, abstractmethod
 
 import numpy as np
-from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import InvalidParameterError
 
 from ._checks import (
     check_broadcast,
     check_finite_result,
     check_operands,
+    check_random_state,
     check_real_array,
     check_scale,
     check_shape,

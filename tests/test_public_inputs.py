@@ -59,6 +59,7 @@ scales = st.one_of(
                      1j, np.float32(2.0), 3]),
 )
 sides = st.integers(1, 4)
+random_states = st.sampled_from([0, None, np.random.RandomState(1), -1, 2.5, "seed", 2**40])
 
 
 def outcome(call, names):
@@ -119,7 +120,8 @@ def test_kernel_methods(data, scale, kind, n_samples, n_features):
     expected = outcome(lambda: spread.expected_log_prob(Y, X), ["X", "M"])
     if expected is not None:
         assert_finite(expected, np.broadcast_shapes(np.shape(Y), np.shape(X))[:-1])
-    sample = outcome(lambda: spread.sample(Y, random_state=0), ["X"])
+    random_state = data.draw(random_states)
+    sample = outcome(lambda: spread.sample(Y, random_state=random_state), ["X", "random_state"])
     if sample is not None:
         assert_finite(sample, np.shape(Y))
     w = data.draw(argument(data.draw(array_shapes(min_dims=0, max_dims=2, max_side=3))))
@@ -142,9 +144,12 @@ def test_kernel_methods(data, scale, kind, n_samples, n_features):
         st.integers(-2, 4),
         st.sampled_from([(2.0, 3), ("2",), None, (True,)]),
     ),
+    random_state=random_states,
 )
-def test_kernel_noise(scale, kind, shape):
-    noise = outcome(lambda: kind(scale).noise(shape, random_state=0), ["shape"])
+def test_kernel_noise(scale, kind, shape, random_state):
+    noise = outcome(
+        lambda: kind(scale).noise(shape, random_state=random_state), ["shape", "random_state"]
+    )
     if noise is not None:
         expected = (shape,) if isinstance(shape, int) else shape
         assert noise.shape == expected
@@ -274,11 +279,20 @@ counts = st.one_of(sides, st.sampled_from([0, -1, 2.5, 2.0, True, "3", None, np.
 
 
 @CONTRACT
-@given(data=st.data(), n_samples=counts, n_components=sides, n_features=sides)
-def test_make_line(data, n_samples, n_components, n_features):
+@given(
+    data=st.data(),
+    n_samples=counts,
+    n_components=sides,
+    n_features=sides,
+    random_state=random_states,
+)
+def test_make_line(data, n_samples, n_components, n_features, random_state):
     theta = data.draw(argument(data.draw(st.sampled_from([(n_features,),
                                                           (n_components, n_features)]))))
-    line = outcome(lambda: make_line(n_samples, theta, random_state=0), ["n_samples", "theta"])
+    line = outcome(
+        lambda: make_line(n_samples, theta, random_state=random_state),
+        ["n_samples", "theta", "random_state"],
+    )
     if line is not None:
         assert_finite(line.data, (int(n_samples), line.theta.shape[1]))
 
@@ -290,11 +304,12 @@ def test_make_line(data, n_samples, n_components, n_features):
     n_components=counts,
     noise_std=st.one_of(st.just(0.0), scales),
     source=st.sampled_from(["laplace", "uniform", "gauss", None]),
+    random_state=random_states,
 )
-def test_make_ica(n_samples, n_features, n_components, noise_std, source):
+def test_make_ica(n_samples, n_features, n_components, noise_std, source, random_state):
     ica = outcome(
-        lambda: make_ica(n_samples, n_features, n_components, noise_std, source, random_state=0),
-        ["n_samples", "n_features", "n_components", "noise_std", "source"],
+        lambda: make_ica(n_samples, n_features, n_components, noise_std, source, random_state),
+        ["n_samples", "n_features", "n_components", "noise_std", "source", "random_state"],
     )
     if ica is not None:
         assert_finite(ica.data, (int(n_samples), int(n_features)))
