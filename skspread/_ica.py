@@ -1,12 +1,10 @@
 """Spread-EM for deterministic and noisy linear ICA (Zhang et al., 2020, section 4.1)."""
 
-import math
 import warnings
 from numbers import Integral, Real
 
 import numpy as np
 from sklearn.base import _fit_context
-from sklearn.decomposition import FastICA
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
@@ -14,110 +12,26 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._base import BaseSpreadEstimator, atomic_fit, check_n_samples
 from ._ica_em import _fit_spread_em
-from ._ica_sampling import _draw_sets, _importance_posterior, _Proposal, _standard_normal_draws
+from ._ica_start import (
+    _auto_spread_scale,
+    _check_identifiable,
+    _initial_mixing,
+    _learned_noise_start,
+    _pca_noise_variance,
+)
+from ._ica_sampling import (
+    _draw_sets,
+    _importance_posterior,
+    _Proposal,
+    _standard_normal_draws,
+    _whitened,
+)
 from ._sources import sample_sources
 from .spread import GaussianSpread
 
 __all__ = ["SpreadICA"]
 
 _ICA_SOURCES = ("laplace", "logistic")
-
-
-# From the FastICA start the spread adds at most this share of the weakest
-# source's variance to its posterior (see _auto_spread_scale).
-_REFINING_SPREAD_SHARE = 0.02
-# The least spread 'auto' picks, as a share of the RMS feature standard deviation.
-_SPREAD_FLOOR_SHARE = 0.001
-
-
-def _auto_spread_scale(X, n_components, noise_variance, init):
-    """The spread 'auto' picks for a start: small to refine, the paper's to travel.
-
-    From a start that EM must move far from (PCA, random, a given array),
-    the paper's rule sigma = 2.5 sqrt(mean(A A^T)), the data covariance
-    standing in for A A^T + gamma^2 I, keeps EM out of the freezing of the
-    deterministic limit (paper eq 43-45). It is capped so that
-    tau^2 = sigma^2 + gamma^2 <= lambda_K(A^T A) (the K-th eigenvalue of
-    the data covariance minus gamma^2 standing in), which keeps the
-    proposal's likelihood factor V = tau^2 (A^T A)^-1 no wider than the
-    unit-variance source prior. From FastICA's consistent start EM only
-    refines, and the spread costs statistical efficiency that grows with
-    sigma: there sigma^2 = 0.02 (lambda_K - gamma^2), at most 2% of the
-    weakest source's variance added to its posterior.
-    """
-    covariance = np.atleast_2d(np.cov(X, rowvar=False))
-    smallest_signal = np.linalg.eigvalsh(covariance)[-n_components] - noise_variance
-    # Where the rules give no spread (the mean covariance entry cancels, or
-    # the noise hides the weakest source), a small share of the data's own
-    # scale keeps EM moving: a floor in the data's units, not absolute ones.
-    floor = _SPREAD_FLOOR_SHARE * math.sqrt(float(np.mean(np.diag(covariance))))
-    if isinstance(init, str) and init == "fastica":
-        return max(floor, math.sqrt(max(_REFINING_SPREAD_SHARE * smallest_signal, 0.0)))
-    paper_rule = 2.5 * math.sqrt(max(float(np.mean(covariance)), 0.0))
-    proposal_cap = math.sqrt(max(smallest_signal - noise_variance, 0.0))
-    return max(floor, min(paper_rule, proposal_cap))
-
-
-def _check_identifiable(X_centred, n_components):
-    """Refuse data with fewer than ``n_components`` independent directions, before EM."""
-    n_samples, _ = X_centred.shape
-    constant = np.flatnonzero(np.ptp(X_centred, axis=0) == 0)
-    if len(constant):
-        raise ValueError(
-            f"X has constant columns {constant.tolist()}: no mixture of sources "
-            "with Gaussian noise produces them. Drop these columns before fitting."
-        )
-    if n_samples <= n_components:
-        raise ValueError(
-            f"X has n_samples={n_samples} rows, but n_components={n_components} "
-            "sources need more rows than sources. Reduce n_components or add rows."
-        )
-    rank = int(np.linalg.matrix_rank(X_centred))
-    if rank < n_components:
-        raise ValueError(
-            f"The centred X has rank {rank} < n_components={n_components}: the "
-            "data span too few directions to separate that many sources. Reduce "
-            f"n_components to at most {rank}."
-        )
-
-
-def _initial_mixing(init, X_centred, n_components, noise_variance, random_state, tol):
-    """Starting mixing matrix (D, K), scaled for unit-variance sources."""
-    n_samples, n_features = X_centred.shape
-    if not isinstance(init, str):
-        mixing = np.asarray(init, dtype=float)
-        if mixing.shape != (n_features, n_components):
-            raise ValueError(
-                f"init as an array must have shape (n_features, n_components) = "
-                f"({n_features}, {n_components}); got {mixing.shape}."
-            )
-        if not np.all(np.isfinite(mixing)):
-            raise ValueError("init contains NaN or infinity.")
-        return mixing.copy()
-    if init == "fastica":
-        ica = FastICA(
-            n_components=n_components,
-            whiten="unit-variance",
-            max_iter=1000,
-            tol=tol,
-            random_state=random_state,
-        )
-        # A start need not be converged: the EM refines it.
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            ica.fit(X_centred)
-        return ica.mixing_
-    covariance = X_centred.T @ X_centred / n_samples
-    eigenvalues, eigenvectors = np.linalg.eigh(covariance)
-    order = np.argsort(eigenvalues)[::-1][:n_components]
-    signal = np.maximum(eigenvalues[order] - noise_variance, 1e-6 * eigenvalues.max())
-    if init == "pca":
-        return eigenvectors[:, order] * np.sqrt(signal)
-    # 'random': a random orientation with the PCA scale, so that the spread
-    # proposal is neither degenerate nor far too wide.
-    rotation = random_state.standard_normal((n_features, n_components))
-    rotation /= np.linalg.norm(rotation, axis=0)
-    return rotation * np.sqrt(signal)
 
 
 class SpreadICA(BaseSpreadEstimator):
@@ -144,7 +58,9 @@ class SpreadICA(BaseSpreadEstimator):
     spread : {'gaussian'}, GaussianSpread or None, default='gaussian'
         Spread noise. Only Gaussian spread keeps y | z Gaussian, with
         variance tau^2 = gamma^2 + sigma^2, which the importance sampler
-        needs. None is the noise-only baseline (needs ``noise_variance > 0``).
+        needs. None is the noise-only baseline (needs a positive or learned
+        ``noise_variance``; a learned one is kept above 1e-6 of the mean
+        feature variance).
     spread_scale : float or 'auto', default='auto'
         Standard deviation sigma of the spread. 'auto' depends on the start.
         From ``init='fastica'``, a consistent start that EM only refines,
@@ -159,9 +75,16 @@ class SpreadICA(BaseSpreadEstimator):
         are at least 0.001 times the RMS feature standard deviation, so a
         fit on c X is the fit on X in other units.
         Ignored when ``spread`` is an object (its own scale is used) or None.
-    noise_variance : float, default=0.0
-        Observation noise variance gamma^2 of the model, kept fixed; 0 is
-        deterministic ICA.
+    noise_variance : float, 'isotropic' or 'diagonal', default='isotropic'
+        Observation noise variance gamma^2 of the model. A float is kept
+        fixed (0 is deterministic ICA). 'isotropic' learns one gamma^2 and
+        'diagonal' one per feature, by the same EM on the spread data: the
+        M-step's total variance tau^2 = E|y - A z|^2 / n_samples (per
+        feature for 'diagonal') gives gamma^2 = max(tau^2 - sigma^2, 0), so
+        the spread keeps EM moving when the learned noise is zero. It starts
+        from the variance outside the principal n_components directions
+        (0 when n_components = n_features). The default serves data whose
+        noise level is unknown: on noise-free data it ends at zero.
     n_spread_samples : int, default=1
         Spread copies S_y of each data point, drawn once per fit.
     n_importance_samples : int, default=1000
@@ -170,13 +93,20 @@ class SpreadICA(BaseSpreadEstimator):
     init : {'fastica', 'pca', 'random'} or array-like of shape \
             (n_features, n_components), default='fastica'
         Starting mixing matrix. 'fastica' is scikit-learn's FastICA with
-        unit-variance sources, a consistent start for deterministic ICA;
-        'pca' is the principal subspace scaled by the signal variances.
+        unit-variance sources, a consistent start for deterministic ICA,
+        shrunk in the principal subspace to the signal variances (the
+        eigenvalues minus gamma^2); 'pca' is the principal subspace scaled
+        by the signal variances.
     max_iter : int, default=500
         Maximum number of EM map evaluations (E-steps).
-    tol : float, default=1e-4
-        Stop when one EM step changes A by less than ``tol`` relative to
-        its Frobenius norm.
+    tol : float, default=3e-3
+        Stop when the estimated distance of the parameters to the EM fixed
+        point, |step| / (1 - rate) with the rate at which EM steps shrink,
+        is below ``tol`` relative to their norm. A small step alone is not
+        convergence: near the deterministic limit EM contracts at a rate
+        near 1 (paper eq 43-45), and a fit whose small steps keep their
+        direction at a rate within 0.001 of 1 stops with a
+        ``ConvergenceWarning`` (frozen).
     batch_size : int, default=256
         Rows per block of the E-step; memory is O(batch_size *
         n_importance_samples).
@@ -195,8 +125,9 @@ class SpreadICA(BaseSpreadEstimator):
         Unmixing matrix, the pseudo-inverse of ``mixing_``.
     mean_ : ndarray of shape (n_features,)
         Mean mu of the training data.
-    noise_variance_ : float
-        Model observation noise gamma^2.
+    noise_variance_ : float or ndarray of shape (n_features,)
+        Model observation noise gamma^2: the given one, or the learned one
+        (an array for 'diagonal').
     spread_ : GaussianSpread or None
         The spread used.
     spread_scale_ : float or None
@@ -293,7 +224,10 @@ class SpreadICA(BaseSpreadEstimator):
         "source": [StrOptions(set(_ICA_SOURCES))],
         "spread": [StrOptions({"gaussian"}), GaussianSpread, None],
         "spread_scale": [Interval(Real, 0, None, closed="neither"), StrOptions({"auto"})],
-        "noise_variance": [Interval(Real, 0, None, closed="left")],
+        "noise_variance": [
+            Interval(Real, 0, None, closed="left"),
+            StrOptions({"isotropic", "diagonal"}),
+        ],
         "n_spread_samples": [Interval(Integral, 1, None, closed="left")],
         "n_importance_samples": [Interval(Integral, 1, None, closed="left")],
         "init": [StrOptions({"fastica", "pca", "random"}), "array-like"],
@@ -311,12 +245,12 @@ class SpreadICA(BaseSpreadEstimator):
         source="laplace",
         spread="gaussian",
         spread_scale="auto",
-        noise_variance=0.0,
+        noise_variance="isotropic",
         n_spread_samples=1,
         n_importance_samples=1000,
         init="fastica",
         max_iter=500,
-        tol=1e-4,
+        tol=3e-3,
         batch_size=256,
         random_state=None,
         verbose=0,
@@ -340,7 +274,7 @@ class SpreadICA(BaseSpreadEstimator):
     def _auto_spread_std(self, X):
         """The spread 'auto' picks: small from FastICA's start, the paper's otherwise."""
         n_components = self.n_components or X.shape[1]
-        return _auto_spread_scale(X, n_components, self.noise_variance, self.init)
+        return _auto_spread_scale(X, n_components, self._start_noise_variance(X), self.init)
 
     @atomic_fit
     @_fit_context(prefer_skip_nested_validation=True)
@@ -375,12 +309,18 @@ class SpreadICA(BaseSpreadEstimator):
         _check_identifiable(X_centred, n_components)
         spread = self._resolve_spread(X, self.noise_variance)
         spread_variance = 0.0 if spread is None else spread.variance
-        total_variance = self.noise_variance + spread_variance
+        noise = self.noise_variance if isinstance(self.noise_variance, str) else "fixed"
+        start_noise = self._start_noise_variance(X)
 
         rng = check_random_state(self.random_state)
-        mixing = _initial_mixing(
-            self.init, X_centred, n_components, self.noise_variance, rng, self.tol
-        )
+        mixing = _initial_mixing(self.init, X_centred, n_components, start_noise, rng)
+        if noise == "fixed":
+            total_variance = self.noise_variance + spread_variance
+            least_variance = 0.0
+        else:
+            total_variance, least_variance = _learned_noise_start(
+                X_centred, mixing, noise, spread_variance
+            )
         if spread is None:
             Y = X_centred
         else:
@@ -388,7 +328,7 @@ class SpreadICA(BaseSpreadEstimator):
             Y += spread.noise(Y.shape, rng)
         draw_sets = _draw_sets(len(Y), self.n_importance_samples, n_components, rng)
         try:
-            mixing, loglike, effective_sample_size, converged = _fit_spread_em(
+            result = _fit_spread_em(
                 Y,
                 mixing,
                 total_variance,
@@ -398,6 +338,8 @@ class SpreadICA(BaseSpreadEstimator):
                 self.tol,
                 self.batch_size,
                 self.verbose,
+                noise=noise,
+                least_variance=least_variance,
             )
         except np.linalg.LinAlgError as error:
             raise ValueError(
@@ -405,14 +347,8 @@ class SpreadICA(BaseSpreadEstimator):
                 "have fewer than n_components independent directions. Reduce "
                 "n_components or use another init."
             ) from error
-        if not converged:
-            warnings.warn(
-                f"SpreadICA did not converge: the last EM step changed the mixing "
-                f"matrix by more than tol={self.tol} after max_iter={self.max_iter} "
-                "iterations. Increase max_iter or tol; with spread=None and a small "
-                "noise_variance, EM is known to stall (use a spread).",
-                ConvergenceWarning,
-            )
+        mixing, effective_sample_size = result.mixing, result.effective_sample_size
+        self._warn_unless_converged(result, spread)
         if effective_sample_size < min(10.0, self.n_importance_samples / 10):
             warnings.warn(
                 f"The importance sampler is degenerate: its mean effective sample "
@@ -427,12 +363,50 @@ class SpreadICA(BaseSpreadEstimator):
         self.mixing_ = mixing.astype(dtype, copy=False)
         self.effective_sample_size_ = effective_sample_size
         self.components_ = np.linalg.pinv(mixing).astype(dtype, copy=False)
-        self.noise_variance_ = float(self.noise_variance)
+        if noise == "fixed":
+            self.noise_variance_ = float(self.noise_variance)
+        elif noise == "isotropic":
+            self.noise_variance_ = max(result.total_variance - spread_variance, 0.0)
+        else:
+            noise_variance = np.maximum(result.total_variance - spread_variance, 0.0)
+            self.noise_variance_ = noise_variance.astype(dtype)
         self._store_spread(spread)
-        self.n_iter_ = len(loglike)
-        self.loglike_ = loglike
+        self.n_iter_ = len(result.loglike)
+        self.loglike_ = result.loglike
         self._set_evaluation_seed(rng)
         return self
+
+    def _start_noise_variance(self, X):
+        """gamma^2 for the start and for 'auto': the given one, or a PCA estimate."""
+        if isinstance(self.noise_variance, str):
+            return _pca_noise_variance(X, self.n_components or X.shape[1])
+        return float(self.noise_variance)
+
+    def _warn_unless_converged(self, result, spread):
+        """ConvergenceWarning for a stalled (frozen) EM or one stopped at max_iter."""
+        if result.stalled:
+            cause = (
+                "Without spread and with little model noise, EM cannot move "
+                "(paper eq 43-45): use spread='gaussian'."
+                if spread is None
+                else "Increase spread_scale (a wider spread speeds EM up) or max_iter."
+            )
+            warnings.warn(
+                f"SpreadICA's EM is frozen: after {len(result.loglike)} iterations its "
+                f"steps are below tol={self.tol} but keep their direction, contracting "
+                f"at rate {result.rate:.5f}, so the mixing matrix is not near a maximum "
+                f"of the likelihood. {cause}",
+                ConvergenceWarning,
+            )
+        elif not result.converged:
+            warnings.warn(
+                f"SpreadICA did not converge: after max_iter={self.max_iter} EM "
+                f"iterations the mixing matrix is still more than tol={self.tol} "
+                "(relative) from the EM fixed point. Increase max_iter or tol; with "
+                "spread=None and a small noise_variance, EM is known to stall (use "
+                "a spread).",
+                ConvergenceWarning,
+            )
 
     def _evaluation_draws(self):
         """Spread offsets (S_y, D) and importance draws (S_z, K), fixed at fit."""
@@ -459,12 +433,19 @@ class SpreadICA(BaseSpreadEstimator):
         """
         check_is_fitted(self)
         X_centred, dtype = self._centred(X)
-        if self.noise_variance_ == 0.0:
+        noise_variance = np.asarray(self.noise_variance_, dtype=np.float64)
+        if not np.any(noise_variance > 0):
             return (X_centred @ self.components_.T.astype(np.float64)).astype(dtype, copy=False)
+        if noise_variance.ndim:
+            # A feature without noise pins z to a subspace; a tiny share of the
+            # largest noise keeps the whitened posterior a density.
+            noise_variance = np.maximum(noise_variance, 1e-6 * noise_variance.max())
         _, eps = self._evaluation_draws()
-        proposal = _Proposal(self.mixing_.astype(np.float64), self.noise_variance_)
+        Y, mixing, variance, _ = _whitened(
+            X_centred, self.mixing_.astype(np.float64), noise_variance[()]
+        )
         _, posterior_mean, _, _ = _importance_posterior(
-            X_centred, proposal, eps, self.source, self.batch_size, np.float64
+            Y, _Proposal(mixing, variance), eps, self.source, self.batch_size, np.float64
         )
         return posterior_mean.astype(dtype, copy=False)
 
@@ -505,8 +486,7 @@ class SpreadICA(BaseSpreadEstimator):
         X = sample_sources(self.source, (n_samples, n_components), rng) @ self.mixing_.T.astype(
             np.float64
         )
-        if self.noise_variance_ > 0:
-            X += math.sqrt(self.noise_variance_) * rng.standard_normal(X.shape)
+        X += np.sqrt(self.noise_variance_) * rng.standard_normal(X.shape)
         return (X + self.mean_).astype(self.mixing_.dtype, copy=False)
 
     def score_samples(self, X):
@@ -530,14 +510,17 @@ class SpreadICA(BaseSpreadEstimator):
         check_is_fitted(self)
         X_centred, dtype = self._centred(X)
         offsets, eps = self._evaluation_draws()
-        total_variance = self.noise_variance_ + (
+        total_variance = np.asarray(self.noise_variance_, dtype=np.float64) + (
             0.0 if self.spread_ is None else self.spread_.variance
         )
-        proposal = _Proposal(self.mixing_.astype(np.float64), total_variance)
+        mixing = self.mixing_.astype(np.float64)
+        Y, mixing, variance, log_jacobian = _whitened(X_centred, mixing, total_variance[()])
+        offsets, _, _, _ = _whitened(offsets, self.mixing_, total_variance[()])
+        proposal = _Proposal(mixing, variance)
         log_likelihood = np.zeros(X.shape[0])
         for offset in offsets:
             log_marginal, _, _, _ = _importance_posterior(
-                X_centred + offset,
+                Y + offset,
                 proposal,
                 eps,
                 self.source,
@@ -546,7 +529,8 @@ class SpreadICA(BaseSpreadEstimator):
                 moments=False,
             )
             log_likelihood += log_marginal
-        return (log_likelihood / len(offsets)).astype(dtype, copy=False)
+        log_likelihood = log_likelihood / len(offsets) + log_jacobian
+        return log_likelihood.astype(dtype, copy=False)
 
     def _centred(self, X):
         """Validated X minus ``mean_``, in float64, and the dtype of the outputs."""

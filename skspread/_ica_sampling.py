@@ -337,3 +337,17 @@ def _draw_sets(n_rows, n_draws, n_components, rng):
         for start, stop in zip(bounds[:-1], bounds[1:])
     ]
 
+
+
+def _whitened(Y, mixing, total_variance):
+    """Data, mixing and proposal variance with isotropic noise, and the log-Jacobian.
+
+    A per-feature total variance Psi (D,) is whitened away, so that the
+    proposal keeps its isotropic form: y / sqrt(Psi) = (A / sqrt(Psi)) z + e
+    with e ~ N(0, I), and log p(y) = log p(y / sqrt(Psi)) - sum_d log Psi_d / 2.
+    A scalar total variance is returned unchanged, with log-Jacobian 0.
+    """
+    if np.ndim(total_variance) == 0:
+        return Y, mixing, total_variance, 0.0
+    scale = np.sqrt(total_variance)
+    return Y / scale, mixing / scale[:, None], 1.0, -float(np.sum(np.log(scale)))

@@ -1,5 +1,7 @@
 """SQUAREM: squared extrapolation for a fixed-point iteration (Varadhan and Roland, 2008)."""
 
+from typing import NamedTuple
+
 import numpy as np
 
 
@@ -8,7 +10,45 @@ def relative_change(new, old):
     return float(np.linalg.norm(new - old) / np.linalg.norm(old))
 
 
-def squarem(fixed_point_map, start, max_evaluations, tol, failures=(np.linalg.LinAlgError,)):
+class SquaremResult(NamedTuple):
+    """The outcome of :func:`squarem`.
+
+    ``rate`` is the last estimate of the map's contraction rate,
+    |F(F(x)) - F(x)| / |F(x) - x| over two consecutive plain steps (nan
+    before two were taken). ``stalled`` says the iteration stopped because
+    its steps were small but kept their direction at a rate within
+    ``1 - stall_rate`` of 1: x is then not near a fixed point, the map
+    barely moves it.
+    """
+
+    x: np.ndarray
+    n_evaluations: int
+    converged: bool
+    stalled: bool
+    rate: float
+
+
+def _contraction(previous_step, step):
+    """Rate |step| / |previous_step| and whether the two steps point the same way."""
+    previous_norm = np.linalg.norm(previous_step)
+    norm = np.linalg.norm(step)
+    if previous_norm == 0.0 or norm == 0.0:
+        return 0.0, False
+    cosine = float(np.vdot(previous_step, step)) / (previous_norm * norm)
+    # Below this cosine the steps change direction: rounding or Monte Carlo
+    # error, not a slow linear approach, dominates them.
+    return float(norm / previous_norm), cosine > 0.9
+
+
+def squarem(
+    fixed_point_map,
+    start,
+    max_evaluations,
+    tol,
+    failures=(np.linalg.LinAlgError,),
+    stall_rate=0.999,
+    resolution=0.0,
+):
     """Iterate ``x <- fixed_point_map(x)`` with SQUAREM acceleration until x stops moving.
 
     For a smooth deterministic map F (scheme S3 of Varadhan and Roland): from
@@ -19,7 +59,17 @@ def squarem(fixed_point_map, start, max_evaluations, tol, failures=(np.linalg.Li
     plain step x2 is taken. The residual, not an objective, is the
     safeguard, so the map need not be an exact ascent of anything (an EM map
     with Monte Carlo moments is not). The step bound grows by 4 each time it
-    is hit, as in the SQUAREM defaults.
+    is hit and shrinks by 4 when an extrapolation is rejected, as in the
+    SQUAREM package's defaults.
+
+    A small step alone does not mean convergence: a map that contracts at a
+    rate rho near 1 takes small steps far from its fixed point, which lies
+    about |step| / (1 - rho) away. The iteration has converged when that
+    distance, relative to |x|, is below ``tol`` (rho the largest of the last
+    three estimates), or when the step is below ``resolution`` and changes
+    direction from the previous one (it is then the map's own rounding
+    error). A small step that keeps its direction at a rate within
+    ``1 - stall_rate`` of 1 stops the iteration as stalled.
 
     Parameters
     ----------
@@ -30,20 +80,18 @@ def squarem(fixed_point_map, start, max_evaluations, tol, failures=(np.linalg.Li
     max_evaluations : int
         Most evaluations of F.
     tol : float
-        Stop when one plain step changes x by less than ``tol`` relative to
-        its Frobenius norm.
+        Relative distance to the fixed point at which to stop.
     failures : tuple of exception types
         Exceptions of F at an extrapolated point that reject the
         extrapolation (the plain step is taken instead).
+    stall_rate : float
+        Contraction rate above which small steps count as a stall.
+    resolution : float
+        Relative size of the map's rounding error.
 
     Returns
     -------
-    x : ndarray
-        The last accepted iterate.
-    n_evaluations : int
-        Evaluations of F.
-    converged : bool
-        Whether a plain step changed x by less than ``tol``.
+    result : SquaremResult
     """
     n_evaluations = 0
 
@@ -53,20 +101,34 @@ def squarem(fixed_point_map, start, max_evaluations, tol, failures=(np.linalg.Li
         return fixed_point_map(x)
 
     x = start
+    previous_step = None
+    rate = float("nan")
+    recent_rates = []
     step_bound = 1.0
     while n_evaluations < max_evaluations:
         first = evaluate(x)
-        if relative_change(first, x) < tol:
-            return first, n_evaluations, True
+        step = first - x
+        if previous_step is not None:
+            step_rate, steady = _contraction(previous_step, step)
+            recent_rates = recent_rates[-2:] + [step_rate]
+            rate = max(recent_rates)
+            relative_step = np.linalg.norm(step) / np.linalg.norm(x)
+            if relative_step < tol:
+                if steady and abs(1.0 - step_rate) < 1.0 - stall_rate:
+                    return SquaremResult(first, n_evaluations, False, True, step_rate)
+                if (rate < 1.0 and relative_step < tol * (1.0 - rate)) or (
+                    not steady and relative_step < resolution
+                ):
+                    return SquaremResult(first, n_evaluations, True, False, rate)
         if n_evaluations + 2 > max_evaluations:
-            x = first
+            x, previous_step = first, step
             continue
         second = evaluate(first)
-        r = first - x
+        r = step
         v = second - 2.0 * first + x
         v_norm = np.linalg.norm(v)
         if v_norm == 0.0:
-            x = second
+            x, previous_step = second, second - first
             continue
         alpha = max(-np.linalg.norm(r) / v_norm, -step_bound)
         if alpha == -step_bound:
@@ -82,8 +144,10 @@ def squarem(fixed_point_map, start, max_evaluations, tol, failures=(np.linalg.Li
             or np.linalg.norm(stabilised - extrapolated) <= np.linalg.norm(second - first)
         ):
             # alpha = -1 extrapolates to x2 itself, so F(x') is a plain step.
-            x = stabilised
+            x, previous_step = stabilised, stabilised - extrapolated
         else:
-            step_bound = 1.0
-            x = second
-    return x, n_evaluations, False
+            # As in the SQUAREM package: back off by the growth factor, not to 1,
+            # so that a slow map keeps most of its acceleration.
+            step_bound = max(1.0, step_bound / 4.0)
+            x, previous_step = second, second - first
+    return SquaremResult(x, n_evaluations, False, False, rate)

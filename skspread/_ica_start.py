@@ -1,0 +1,132 @@
+"""The start of a SpreadICA fit: data checks, the 'auto' spread, the initial mixing and noise."""
+
+import math
+import warnings
+
+import numpy as np
+from sklearn.decomposition import FastICA
+from sklearn.exceptions import ConvergenceWarning
+
+# From the FastICA start the spread adds at most this share of the weakest
+# source's variance to its posterior (see _auto_spread_scale).
+_REFINING_SPREAD_SHARE = 0.02
+# The least spread 'auto' picks, as a share of the RMS feature standard deviation.
+_SPREAD_FLOOR_SHARE = 0.001
+
+
+def _auto_spread_scale(X, n_components, noise_variance, init):
+    """The spread 'auto' picks for a start: small to refine, the paper's to travel.
+
+    From a start that EM must move far from (PCA, random, a given array),
+    the paper's rule sigma = 2.5 sqrt(mean(A A^T)), the data covariance
+    standing in for A A^T + gamma^2 I, keeps EM out of the freezing of the
+    deterministic limit (paper eq 43-45). It is capped so that
+    tau^2 = sigma^2 + gamma^2 <= lambda_K(A^T A) (the K-th eigenvalue of
+    the data covariance minus gamma^2 standing in), which keeps the
+    proposal's likelihood factor V = tau^2 (A^T A)^-1 no wider than the
+    unit-variance source prior. From FastICA's consistent start EM only
+    refines, and the spread costs statistical efficiency that grows with
+    sigma: there sigma^2 = 0.02 (lambda_K - gamma^2), at most 2% of the
+    weakest source's variance added to its posterior.
+    """
+    covariance = np.atleast_2d(np.cov(X, rowvar=False))
+    smallest_signal = np.linalg.eigvalsh(covariance)[-n_components] - noise_variance
+    # Where the rules give no spread (the mean covariance entry cancels, or
+    # the noise hides the weakest source), a small share of the data's own
+    # scale keeps EM moving: a floor in the data's units, not absolute ones.
+    floor = _SPREAD_FLOOR_SHARE * math.sqrt(float(np.mean(np.diag(covariance))))
+    if isinstance(init, str) and init == "fastica":
+        return max(floor, math.sqrt(max(_REFINING_SPREAD_SHARE * smallest_signal, 0.0)))
+    paper_rule = 2.5 * math.sqrt(max(float(np.mean(covariance)), 0.0))
+    proposal_cap = math.sqrt(max(smallest_signal - noise_variance, 0.0))
+    return max(floor, min(paper_rule, proposal_cap))
+
+
+def _check_identifiable(X_centred, n_components):
+    """Refuse data with fewer than ``n_components`` independent directions, before EM."""
+    n_samples, _ = X_centred.shape
+    constant = np.flatnonzero(np.ptp(X_centred, axis=0) == 0)
+    if len(constant):
+        raise ValueError(
+            f"X has constant columns {constant.tolist()}: no mixture of sources "
+            "with Gaussian noise produces them. Drop these columns before fitting."
+        )
+    if n_samples <= n_components:
+        raise ValueError(
+            f"X has n_samples={n_samples} rows, but n_components={n_components} "
+            "sources need more rows than sources. Reduce n_components or add rows."
+        )
+    rank = int(np.linalg.matrix_rank(X_centred))
+    if rank < n_components:
+        raise ValueError(
+            f"The centred X has rank {rank} < n_components={n_components}: the "
+            "data span too few directions to separate that many sources. Reduce "
+            f"n_components to at most {rank}."
+        )
+
+
+def _initial_mixing(init, X_centred, n_components, noise_variance, random_state):
+    """Starting mixing matrix (D, K), scaled for unit-variance sources."""
+    n_samples, n_features = X_centred.shape
+    if not isinstance(init, str):
+        mixing = np.asarray(init, dtype=float)
+        if mixing.shape != (n_features, n_components):
+            raise ValueError(
+                f"init as an array must have shape (n_features, n_components) = "
+                f"({n_features}, {n_components}); got {mixing.shape}."
+            )
+        if not np.all(np.isfinite(mixing)):
+            raise ValueError("init contains NaN or infinity.")
+        return mixing.copy()
+    covariance = X_centred.T @ X_centred / n_samples
+    eigenvalues, eigenvectors = np.linalg.eigh(covariance)
+    order = np.argsort(eigenvalues)[::-1][:n_components]
+    signal = np.maximum(eigenvalues[order] - noise_variance, 1e-6 * eigenvalues.max())
+    if init == "fastica":
+        ica = FastICA(
+            n_components=n_components,
+            whiten="unit-variance",
+            max_iter=1000,
+            random_state=random_state,
+        )
+        # A start need not be converged: the EM refines it.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            ica.fit(X_centred)
+        # FastICA's unit-variance sources carry the noise: its A A^T has the
+        # principal eigenvalues signal + gamma^2. Shrink them to the signal.
+        basis = eigenvectors[:, order]
+        shrink = np.sqrt(signal / eigenvalues[order]) - 1.0
+        return ica.mixing_ + basis @ (shrink[:, None] * (basis.T @ ica.mixing_))
+    if init == "pca":
+        return eigenvectors[:, order] * np.sqrt(signal)
+    # 'random': a random orientation with the PCA scale, so that the spread
+    # proposal is neither degenerate nor far too wide.
+    rotation = random_state.standard_normal((n_features, n_components))
+    rotation /= np.linalg.norm(rotation, axis=0)
+    return rotation * np.sqrt(signal)
+
+
+def _pca_noise_variance(X, n_components):
+    """gamma^2 estimated as the mean variance outside the principal n_components
+    directions: consistent for isotropic noise, 0 for a square model."""
+    if n_components == X.shape[1]:
+        return 0.0
+    eigenvalues = np.linalg.eigvalsh(np.atleast_2d(np.cov(X, rowvar=False)))
+    return float(np.mean(eigenvalues[:-n_components]))
+
+
+def _learned_noise_start(X_centred, mixing, noise, spread_variance):
+    """Start and floor of a learned total noise variance tau^2 = sigma^2 + gamma^2.
+
+    The start is the spread's variance plus the residual variance of the
+    start mixing, per feature ('diagonal') or its mean ('isotropic'). The
+    floor is the spread's variance (gamma^2 >= 0), or without spread a small
+    share of the data's variance, which keeps the EM map defined.
+    """
+    variances = np.var(X_centred, axis=0)
+    residual = np.maximum(variances - np.sum(mixing**2, axis=1), 0.0)
+    least_variance = spread_variance or _SPREAD_FLOOR_SHARE**2 * float(np.mean(variances))
+    if noise == "isotropic":
+        residual = float(np.mean(residual))
+    return np.maximum(residual + spread_variance, least_variance), least_variance
