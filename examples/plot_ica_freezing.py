@@ -55,9 +55,10 @@ for estimator in [
 # Both start from the same PCA estimate (``init='pca'``) on data with a
 # little noise, :math:`\gamma = 0.01`. Stopping the fit after ``max_iter``
 # EM steps traces the error along the iterations (the fits are
-# deterministic with ``random_state``, so each shorter fit is a prefix of
-# the longer ones). The early stops would warn that EM did not converge;
-# that is expected here, so the warning is silenced.
+# deterministic with ``random_state`` and ``tol=0`` never stops them early,
+# so each shorter fit is a prefix of the longer ones). The early stops would
+# warn that EM did not converge; that is expected here, so the warning is
+# silenced.
 gamma = 0.01
 noisy = make_ica(2000, n_features, n_components, noise_std=gamma, random_state=1)
 
@@ -70,6 +71,7 @@ def error_after(max_iter, spread, gamma, data):
         init="pca",
         n_importance_samples=100,
         max_iter=max_iter,
+        tol=0.0,
         random_state=0,
     )
     with warnings.catch_warnings():

@@ -160,10 +160,12 @@ class SpreadICA(BaseSpreadEstimator):
     m(y) = (A^T A)^-1 A^T (y - mu), V = tau^2 (A^T A)^-1. The E-step is
     self-normalised importance sampling of p(z | y), proportional to
     N(z | m(y), V) prod_k p(z_k); the M-step is
-    A <- (sum y E[z|y]^T)(sum E[z z^T|y])^-1. The spread copies and the
-    importance draws are fixed for the whole fit (common random numbers),
-    which makes the EM map a smooth deterministic function of A and lets
-    SQUAREM accelerate it. The cost per iteration is
+    A <- C S^-1 with C = sum y E[z|y]^T and S = sum E[z z^T|y] (paper eq
+    43, 50-51); a learned noise takes tau^2 <- (sum |y|^2 - tr(A C^T)) / (N D)
+    from the same moments (per feature for 'diagonal'). The spread copies
+    and the importance draws are fixed for the whole fit (common random
+    numbers), which makes the EM map a smooth deterministic function of the
+    parameters and lets SQUAREM accelerate it. The cost per iteration is
     O(n_samples * n_spread_samples * n_importance_samples * n_components),
     evaluated in float32 blocks.
 
