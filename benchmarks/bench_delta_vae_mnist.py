@@ -88,9 +88,9 @@ def batched(function, X, device, batch_size=2000):
     return np.concatenate(outputs)
 
 
-def trained_classifier(X_train, y_train, X_test, y_test, device):
-    """Train the feature network once (2 epochs of Adam) and cache it."""
-    path = CACHE / "mnist_classifier.pt"
+def trained_classifier(X_train, y_train, X_test, y_test, device, name="mnist"):
+    """Train the feature network once (2 epochs of Adam) and cache it as ``name``."""
+    path = CACHE / f"{name}_classifier.pt"
     classifier = Classifier().to(device)
     if path.exists():
         classifier.load_state_dict(torch.load(path, map_location=device))

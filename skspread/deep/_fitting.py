@@ -127,6 +127,7 @@ class DeltaVAEFitting:
                 on_epoch=lambda entry: self._end_epoch(entry, validation, early_stopping),
             )
         except FloatingPointError as error:
+            # The last finite epoch stays (not the best one): said by the error.
             return error
         except BaseException:
             if keep:
@@ -134,9 +135,9 @@ class DeltaVAEFitting:
             raise
         finally:
             self.best_epoch_ = self._stopping["best_epoch"]
-        if early_stopping and self._stopping["best"] is not None:
-            self.module_.load_state_dict(self._stopping["best"])
-        self._stopping = {**self._stopping, "best": None}
+            best, self._stopping = self._stopping["best"], {**self._stopping, "best": None}
+        if early_stopping and best is not None:
+            self.module_.load_state_dict(best)
         return None
 
     def _split_validation(self, X):
