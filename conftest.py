@@ -11,6 +11,19 @@ import pytest
 
 _SHARED_DATA = Path(__file__).resolve().parent.parent / "shared" / "data"
 
+# One BLAS / OpenMP / torch thread per test process unless the user chose
+# otherwise: the tests' problems are small, and on a busy two-core machine the
+# threads of a process spin against each other (a test that takes 25 s on one
+# thread took 300 s with the default two at a load of 8). Set before numpy or
+# torch start their thread pools; subprocesses (showcase, docs) inherit it.
+_THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+if not any(variable in os.environ for variable in _THREAD_VARIABLES):
+    for variable in _THREAD_VARIABLES:
+        os.environ[variable] = "1"
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=1)  # pools that a plugin started before this file
+
 # Where a project checkout keeps the data files (CI): beside the checkout.
 # Point the loaders there unless the user chose another folder.
 if "SKSPREAD_DATA" not in os.environ and _SHARED_DATA.is_dir():
