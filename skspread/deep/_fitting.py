@@ -19,6 +19,7 @@ from ..spread import GaussianSpread
 from ._checks import ROUTED_PREFIXES, routed_params
 from ._data import RowSource, StandardisedRows, feature_statistics, is_out_of_core
 from ._device import dumps, import_torch, loads, resolve_device
+from ._distributed import data_parallel
 
 # Parameters that fix the networks' and the spread's shapes and meaning: a
 # warm start cannot continue a model built with other values.
@@ -115,12 +116,13 @@ class DeltaVAEFitting:
             self._epochs_target = self.n_iter_ + n_epochs
             self._stopping = {"best_loss": math.inf, "best_epoch": None, "stale": 0, "best": None}
         try:
-            self._trainer.fit(
-                data,
-                n_epochs,
-                self.verbose,
-                on_epoch=lambda entry: self._end_epoch(entry, validation, early_stopping),
-            )
+            with data_parallel(self):  # inside a torch.distributed process group
+                self._trainer.fit(
+                    data,
+                    n_epochs,
+                    self.verbose,
+                    on_epoch=lambda entry: self._end_epoch(entry, validation, early_stopping),
+                )
         except FloatingPointError as error:
             return error
         except BaseException:
