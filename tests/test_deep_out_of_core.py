@@ -152,3 +152,14 @@ def test_fit_on_one_gigabyte_memmap_does_not_hold_the_data(tmp_path):
     before_mb, after_mb, finite = result.stdout.split()
     assert finite == "True"
     assert float(after_mb) - float(before_mb) < 64, result.stdout
+
+
+def test_early_stopping_on_a_memmap_equals_the_in_memory_fit(digits, tmp_path):
+    # The validation rows are read into memory, the training rows stay lazy.
+    params = dict(TINY, n_epochs=3, early_stopping=True, validation_fraction=0.2)
+    in_memory = DeltaVAE(**params).fit(digits)
+    out_of_core = DeltaVAE(**params).fit(_memmap(tmp_path / "X.dat", digits))
+    _same_fit(in_memory, out_of_core, digits)
+    assert [e["validation_loss"] for e in in_memory.history_] == [
+        e["validation_loss"] for e in out_of_core.history_
+    ]
