@@ -13,6 +13,11 @@ resident memory (resource.getrusage ru_maxrss) is its own; a row's time
 excludes generating the data. Writes benchmarks/results/scale_out.md with
 the command that made it.
 
+Section "delta_vae": one epoch of DeltaVAE on rows held in memory, on the
+same rows as a numpy.memmap, and data-parallel in 2 processes with
+``skspread.deep.fit_distributed`` (gloo on the CPU), then one epoch on a
+``--vae-memmap-gib`` GiB memmap for its peak memory.
+
 Sections are functions of the parsed arguments that return Markdown lines
 (``SECTIONS``); ``--sections`` picks which ones run.
 """
@@ -262,7 +267,154 @@ def factor_analysis_section(args):
     return lines
 
 
-SECTIONS = {"factor_analysis": factor_analysis_section}
+# ---------------------------------------------------------------------------
+# Section delta_vae: out-of-core and data-parallel DeltaVAE
+# ---------------------------------------------------------------------------
+
+VAE_FEATURES = 256
+
+
+def write_vae_data(path, n_rows, n_features=VAE_FEATURES):
+    """A float32 file of rows on a curved 4-dimensional manifold, written in chunks."""
+    rng = np.random.default_rng(0)
+    mixing = rng.standard_normal((8, n_features)).astype(np.float32) / np.sqrt(8)
+    with open(path, "wb") as file:
+        for begin in range(0, n_rows, 65536):
+            latent = rng.standard_normal((min(65536, n_rows - begin), 4)).astype(np.float32)
+            rows = np.concatenate([latent, np.tanh(2 * latent)], axis=1) @ mixing
+            file.write(rows.astype(np.float32).tobytes())
+
+
+def run_vae(task):
+    """One DeltaVAE fit of one epoch: in memory, on a memmap, or data-parallel."""
+    import torch
+
+    from skspread import DeltaVAE
+    from skspread.deep import fit_distributed
+
+    torch.set_num_threads(task["threads"])
+    X = np.memmap(
+        task["path"], dtype=np.float32, mode="r", shape=(task["rows"], task["n_features"])
+    )
+    if task["data"] == "in memory":
+        X = np.array(X)
+    baseline = peak_rss_mib()
+    estimator = DeltaVAE(
+        n_components=4,
+        hidden_layer_sizes=tuple(task["hidden"]),
+        batch_size=task["batch_size"],
+        n_epochs=1,
+        device="cpu",
+        random_state=0,
+    )
+    start = time.perf_counter()
+    if task["processes"] > 1:
+        fit_distributed(estimator, X, n_processes=task["processes"])
+        # ru_maxrss of the largest training process.
+        peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024 / MEBIBYTE
+    else:
+        estimator.fit(X)
+        peak = peak_rss_mib()
+    return {
+        "wall_seconds": time.perf_counter() - start,
+        "epoch_seconds": estimator.history_[-1]["time"],
+        "loss": estimator.history_[-1]["loss"],
+        "peak_mib": peak,
+        "baseline_mib": baseline,
+        "data_mib": task["rows"] * task["n_features"] * 4 / MEBIBYTE,
+    }
+
+
+def delta_vae_section(args):
+    import tempfile
+
+    folder = tempfile.mkdtemp(prefix="skspread-bench-")
+    path = os.path.join(folder, "rows.f32")
+    big_rows = int(args.vae_memmap_gib * 2**30) // (4 * VAE_FEATURES)
+    write_vae_data(path, max(big_rows, args.vae_rows))
+    common = {"path": path, "n_features": VAE_FEATURES, "hidden": args.vae_hidden}
+    runs = [
+        ("in memory", 1, 1, args.vae_rows),
+        ("memmap", 1, 1, args.vae_rows),
+        ("in memory", 1, 2, args.vae_rows),
+        ("memmap", 2, 2, args.vae_rows),
+        ("in memory", 2, 2, args.vae_rows),
+    ]
+    results = []
+    try:
+        for data, processes, threads, rows in runs:
+            task = {
+                "kind": "vae",
+                "data": data,
+                "processes": processes,
+                "threads": threads,
+                "rows": rows,
+                "batch_size": args.vae_batch_size,
+                **common,
+            }
+            results.append((task, in_subprocess(task)))
+            print(f"delta_vae {data} x{processes}: {results[-1][1]}", flush=True)
+        big = {
+            "kind": "vae",
+            "data": "memmap",
+            "processes": 1,
+            "threads": 1,
+            "rows": big_rows,
+            "batch_size": 4096,
+            **common,
+        }
+        big_result = in_subprocess(big)
+        print(f"delta_vae memmap {big_rows} rows: {big_result}", flush=True)
+    finally:
+        os.remove(path)
+        os.rmdir(folder)
+
+    hidden = ", ".join(map(str, args.vae_hidden))
+    lines = [
+        "## DeltaVAE: out of core and data-parallel",
+        "",
+        f"One epoch of `DeltaVAE(n_components=4, hidden_layer_sizes=({hidden},), "
+        f"batch_size={args.vae_batch_size}, device='cpu')` on {args.vae_rows:,} float32 rows "
+        f"of D = {VAE_FEATURES} (a curved 4-dimensional manifold), read from a file: held "
+        "in memory (`np.array` of the memmap), or as the `numpy.memmap` itself (rows "
+        "read batch by batch), in 1 process or with `fit_distributed` in 2 processes "
+        "(gloo, one torch thread each, the same global batch). 'Epoch' is the epoch's "
+        "time in `history_`; 'wall' adds set-up (for 2 processes: starting them, "
+        "importing torch and skspread, joining the group). Peak memory: ru_maxrss of "
+        "the fitting process (for 2 processes, of the larger one); 'beyond' subtracts "
+        "the peak before the fit (interpreter, imports and, in memory, the data).",
+        "",
+        "| data | processes | torch threads per process | epoch (s) | rows per second "
+        "| rows per second per process | ratio to 1 process, 1 thread | wall (s) "
+        "| peak memory (MiB) | beyond (MiB) | loss |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    reference = results[0][1]["epoch_seconds"]
+    for task, result in results:
+        rate = task["rows"] / result["epoch_seconds"]
+        lines.append(
+            f"| {task['data']} | {task['processes']} | {task['threads'] // task['processes']} "
+            f"| {result['epoch_seconds']:.1f} | {rate:,.0f} | {rate / task['processes']:,.0f} "
+            f"| {reference / result['epoch_seconds']:.2f} | {result['wall_seconds']:.1f} "
+            f"| {result['peak_mib']:.0f} | {result['peak_mib'] - result['baseline_mib']:.0f} "
+            f"| {result['loss']:.2f} |"
+        )
+    lines += [
+        "",
+        f"Memory past the data: one epoch on a {big_result['data_mib'] / 1024:.2f} GiB float32 "
+        f"memmap ({big_rows:,} rows, batch 4096, 1 process): peak "
+        f"{big_result['peak_mib']:.0f} MiB, of which {big_result['baseline_mib']:.0f} MiB "
+        "before the fit (the interpreter with torch and scikit-learn imported) and "
+        f"{big_result['peak_mib'] - big_result['baseline_mib']:.0f} MiB during it (torch's "
+        "first training step, batches, the statistics pass's 8 MB blocks); epoch "
+        f"{big_result['epoch_seconds']:.0f} s "
+        f"({big_rows / big_result['epoch_seconds']:,.0f} rows per second), "
+        f"wall {big_result['wall_seconds']:.0f} s with the statistics pass.",
+    ]
+    return lines
+
+
+SECTIONS = {"factor_analysis": factor_analysis_section, "delta_vae": delta_vae_section}
 
 
 def main(argv=None):
@@ -273,13 +425,17 @@ def main(argv=None):
     parser.add_argument("--in-memory-rows", type=int, default=500_000)
     parser.add_argument("--n-features", type=int, default=50)
     parser.add_argument("--n-components", type=int, default=5)
+    parser.add_argument("--vae-rows", type=int, default=100_000)
+    parser.add_argument("--vae-batch-size", type=int, default=512)
+    parser.add_argument("--vae-hidden", type=int, nargs="+", default=[256, 256])
+    parser.add_argument("--vae-memmap-gib", type=float, default=1.0)
     parser.add_argument("--output", type=Path, default=RESULTS)
     parser.add_argument("--task", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
     if args.task:
         task = json.loads(args.task)
-        runner = {"stream": run_stream, "in_memory": run_in_memory}[task["kind"]]
+        runner = {"stream": run_stream, "in_memory": run_in_memory, "vae": run_vae}[task["kind"]]
         print(json.dumps(runner(task)))
         return
 

@@ -6,5 +6,6 @@ subpackage works without it (``pip install "skspread[deep]"`` to fit).
 
 from ._callbacks import Checkpoint
 from ._delta_vae import DeltaVAE
+from ._distributed import fit_distributed
 
-__all__ = ["Checkpoint", "DeltaVAE"]
+__all__ = ["Checkpoint", "DeltaVAE", "fit_distributed"]

@@ -1,9 +1,7 @@
-"""Parameter checks and data statistics of DeltaVAE that need no torch."""
+"""Parameter checks of DeltaVAE that need no torch."""
 
-import math
 from numbers import Integral
 
-import numpy as np
 from sklearn.utils._param_validation import Options
 
 #: Prefixes of the parameters routed to the user's networks, as skorch
@@ -36,24 +34,6 @@ class PositiveIntegers(Options):
 
     def __str__(self):
         return "a tuple of positive int"
-
-
-def data_scale(X):
-    """Root-mean-square standard deviation of the features of ``X``.
-
-    For constant data the root-mean-square of the values stands in (and 1
-    for all zeros), so that the scale is always a statistic of the data. The
-    data is divided by its largest magnitude first, so that the squares
-    neither overflow nor underflow.
-    """
-    largest = float(np.max(np.abs(X))) if X.size else 0.0
-    if largest == 0.0 or not math.isfinite(largest):
-        return 1.0
-    X = X / largest
-    rms_std = math.sqrt(float(np.mean(np.var(X, axis=0))))
-    if rms_std > 0:
-        return largest * rms_std
-    return largest * math.sqrt(float(np.mean(np.square(X))))
 
 
 def routed_params(params, prefix):

@@ -413,8 +413,10 @@ class DeltaVAE(DeltaVAEFitting, BaseSpreadEstimator):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
-            Training data.
+        X : array-like of shape (n_samples, n_features), numpy.memmap or torch Dataset
+            Training data. A ``numpy.memmap`` or a torch ``Dataset`` of rows
+            is read batch by batch, never copied whole (see the user
+            guide's page "Scaling out").
         y : Ignored
             Not used, present for API consistency by convention.
 
@@ -436,8 +438,9 @@ class DeltaVAE(DeltaVAEFitting, BaseSpreadEstimator):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
-            Training data.
+        X : array-like of shape (n_samples, n_features), numpy.memmap or torch Dataset
+            Training data, read batch by batch when out of core (as in
+            :meth:`fit`).
         y : Ignored
             Not used, present for API consistency by convention.
 

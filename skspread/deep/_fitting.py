@@ -12,12 +12,14 @@ import warnings
 import numpy as np
 from sklearn.base import _fit_context
 from sklearn.utils import check_random_state
-from sklearn.utils.validation import validate_data
+from sklearn.utils.validation import _check_feature_names, _check_n_features, validate_data
 
 from .._base import _is_zero_scalar, atomic_fit
 from ..spread import GaussianSpread
-from ._checks import ROUTED_PREFIXES, data_scale, routed_params
+from ._checks import ROUTED_PREFIXES, routed_params
+from ._data import RowSource, StandardisedRows, feature_statistics, is_out_of_core
 from ._device import dumps, import_torch, loads, resolve_device
+from ._distributed import data_parallel
 
 # Parameters that fix the networks' and the spread's shapes and meaning: a
 # warm start cannot continue a model built with other values.
@@ -98,8 +100,7 @@ class DeltaVAEFitting:
                     stacklevel=4,
                 )
                 keep = False
-        X = validate_data(self, X, reset=not keep, dtype=[np.float64, np.float32])
-        torch = import_torch()
+        X = self._validate_training_data(X, reset=not keep)
         if keep:
             self._trainer.set_learning_rates(self.learning_rate, self._spread_learning_rate())
             self._trainer.batch_size = self.batch_size
@@ -110,22 +111,18 @@ class DeltaVAEFitting:
         else:
             self._initialise(X)
         early_stopping = self.early_stopping and not partial
-        X = self._standardise(X)
-        validation = None
-        if early_stopping:
-            X, validation = self._split_validation(X)
-            validation = torch.tensor(validation, dtype=torch.float32, device=self._trainer.device)
+        data, validation = self._training_data(X, early_stopping)
         if not resume:
             self._epochs_target = self.n_iter_ + n_epochs
             self._stopping = {"best_loss": math.inf, "best_epoch": None, "stale": 0, "best": None}
-        data = torch.tensor(X, dtype=torch.float32, device=self._trainer.device)
         try:
-            self._trainer.fit(
-                data,
-                n_epochs,
-                self.verbose,
-                on_epoch=lambda entry: self._end_epoch(entry, validation, early_stopping),
-            )
+            with data_parallel(self):  # inside a torch.distributed process group
+                self._trainer.fit(
+                    data,
+                    n_epochs,
+                    self.verbose,
+                    on_epoch=lambda entry: self._end_epoch(entry, validation, early_stopping),
+                )
         except FloatingPointError as error:
             # The last finite epoch stays (not the best one): said by the error.
             return error
@@ -140,8 +137,50 @@ class DeltaVAEFitting:
             self.module_.load_state_dict(best)
         return None
 
+    def _validate_training_data(self, X, reset):
+        """Validated training data: an array, or a RowSource for out-of-core data.
+
+        A ``numpy.memmap`` or a torch ``Dataset`` is not copied: its shape and
+        dtype are checked here, its values block by block in the statistics
+        pass of a new fit (or, when a fit continues, in a sample of rows
+        here), and every batch as the trainer reads it.
+        """
+        if not is_out_of_core(X):
+            return validate_data(self, X, reset=reset, dtype=[np.float64, np.float32])
+        source = RowSource(X)
+        _check_feature_names(self, source, reset=reset)
+        _check_n_features(self, source, reset=reset)
+        if not reset:
+            source.check_sample(check_random_state(self.random_state))
+        return source
+
+    def _training_data(self, X, early_stopping):
+        """Standardised training rows for the trainer, and the validation rows or None.
+
+        Out-of-core training rows stay lazy (:class:`StandardisedRows`); the
+        validation rows are read into a tensor.
+        """
+        torch = import_torch()
+        device = self._trainer.device
+        if isinstance(X, RowSource):
+            train, validation = self._split_validation(X) if early_stopping else (X, None)
+            if validation is not None:
+                validation = StandardisedRows(validation, self.mean_, self.data_scale_, device)[
+                    np.arange(validation.n_samples)
+                ]
+            return StandardisedRows(train, self.mean_, self.data_scale_, device), validation
+        X = self._standardise(X)
+        validation = None
+        if early_stopping:
+            X, validation = self._split_validation(X)
+            validation = torch.tensor(validation, dtype=torch.float32, device=device)
+        return torch.tensor(X, dtype=torch.float32, device=device), validation
+
     def _split_validation(self, X):
-        """Training and validation rows: the same split for every fit of a model."""
+        """Training and validation rows: the same split for every fit of a model.
+
+        ``X`` is an array or a RowSource (whose rows are then not read).
+        """
         n_samples = X.shape[0]
         n_validation = math.ceil(self.validation_fraction * n_samples)
         if n_validation < 1 or n_samples - n_validation < 1:
@@ -212,8 +251,8 @@ class DeltaVAEFitting:
         return (np.asarray(X, dtype=np.float64) - self.mean_) / self.data_scale_
 
     def _auto_spread_std(self, X):
-        """Half the root-mean-square standard deviation of the features."""
-        return 0.5 * data_scale(X)
+        """Half the root-mean-square standard deviation of the features (``data_scale_``)."""
+        return 0.5 * self.data_scale_
 
     def _spread_learning_rate(self):
         if self.spread_learning_rate is None:
@@ -272,10 +311,9 @@ class DeltaVAEFitting:
                 "encoder and generator classes)."
             )
         device = resolve_device(self.device)
+        self.mean_, self.data_scale_ = feature_statistics(X)
         kernel, self.noise_variance_ = self._resolve_model_noise(X)
         self._store_spread(kernel)
-        self.mean_ = np.mean(X, axis=0, dtype=np.float64)
-        self.data_scale_ = data_scale(X)
         n_features = X.shape[1]
         if kernel is not None:
             kernel = self._standardised_kernel(kernel)

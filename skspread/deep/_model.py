@@ -15,6 +15,15 @@ def standard_normal_log_prob(Z):
     return -0.5 * torch.sum(Z**2, dim=-1) - 0.5 * Z.shape[-1] * math.log(2 * math.pi)
 
 
+def _batch_shape(shape, rows):
+    """Shape of the noise of the whole batch that ``rows`` is a share of."""
+    return tuple(shape) if rows is None else (rows[2], *shape[1:])
+
+
+def _share(noise, rows):
+    return noise if rows is None else noise[rows[0] : rows[1]]
+
+
 class DeltaVAEModule(nn.Module):
     """Deterministic generator g(z), amortised encoder q(z|y) and the spread.
 
@@ -63,14 +72,15 @@ class DeltaVAEModule(nn.Module):
         generated = self.decoder(Z)
         return generated.reshape(generated.shape[0], -1)
 
-    def spread_data(self, X, generator):
+    def spread_data(self, X, generator, rows=None):
         """Spread mean f(x) and one fresh spread sample y = f(x) + e."""
         if self.spread is None:
             return X, X
         Y_mean = self.spread.centre(X)
-        return Y_mean, Y_mean + self.spread.noise(Y_mean.shape, generator)
+        noise = self.spread.noise(_batch_shape(Y_mean.shape, rows), generator)
+        return Y_mean, Y_mean + _share(noise, rows)
 
-    def negative_elbo(self, X, generator):
+    def negative_elbo(self, X, generator, rows=None):
         """Training objective per row; the encoder sees a fresh spread sample y.
 
         'exact': the negative spread ELBO of y, an unbiased estimate of
@@ -82,12 +92,21 @@ class DeltaVAEModule(nn.Module):
         the encoder, so dropping the cross term removes the reward
         E[e.m] / sigma^2 for following the noise; the fit then shrinks like
         the noise-only MLE (see the tests).
+
+        ``rows=(begin, end, n)`` says that ``X`` holds rows begin to end of
+        a batch of n rows (a data-parallel process's share): the noise of
+        all n rows is drawn and that share kept, so each row gets the noise
+        it gets when one process takes the whole batch.
         """
-        Y_mean, Y = self.spread_data(X, generator)
+        Y_mean, Y = self.spread_data(X, generator, rows)
         mean, log_var = self.encoder(Y)
         eps = torch.randn(
-            mean.shape, generator=generator, device=mean.device, dtype=mean.dtype
+            _batch_shape(mean.shape, rows),
+            generator=generator,
+            device=mean.device,
+            dtype=mean.dtype,
         )
+        eps = _share(eps, rows)
         generated = self.generate(mean + torch.exp(0.5 * log_var) * eps)
         if self.spread is None:
             reconstruction = self.observation.log_prob(X, generated)

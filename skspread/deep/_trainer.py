@@ -41,6 +41,10 @@ class Trainer:
         The spread steps on every this many batches.
     """
 
+    #: Set during a data-parallel fit (see ``_distributed.data_parallel``):
+    #: it gives each process its share of a batch and averages gradients.
+    data_parallel = None
+
     def __init__(
         self,
         model,
@@ -77,6 +81,31 @@ class Trainer:
             for group in self.spread_optimizer.param_groups:
                 group["lr"] = spread_learning_rate
 
+    def _rows(self, X, indices):
+        """The batch of rows ``indices`` of ``X`` (this process's share in a data-parallel fit)."""
+        if self.data_parallel is not None:
+            return self.data_parallel.rows(X, indices)
+        return X[indices]
+
+    def _batch_loss(self, batch):
+        """The loss to descend on ``batch``: its mean negative ELBO.
+
+        In a data-parallel fit, this process's share, weighted so that the
+        averaged gradients are those of the whole batch.
+        """
+        if self.data_parallel is not None:
+            return self.data_parallel.batch_loss(batch, self.generator)
+        return self.model.negative_elbo(batch, self.generator).mean()
+
+    def _loss_value(self, loss):
+        """The batch's mean negative ELBO, read after ``backward``.
+
+        In a data-parallel fit it arrives with the averaged gradients.
+        """
+        if self.data_parallel is not None:
+            return self.data_parallel.loss_value()
+        return loss.item()
+
     def _game_step(self, batch):
         """One descent step of the model and one ascent step of the spread.
 
@@ -91,25 +120,35 @@ class Trainer:
         """
         self.model_optimizer.zero_grad(set_to_none=True)
         self.spread_optimizer.zero_grad(set_to_none=True)
-        loss = self.model.negative_elbo(batch, self.generator).mean()
+        loss = self._batch_loss(batch)
         loss.backward()
-        for parameter in self.model.spread_parameters():
+        loss_value = self._loss_value(loss)
+        spread_parameters = self.model.spread_parameters()
+        for parameter in spread_parameters:
             if parameter.grad is not None:
                 parameter.grad.neg_()
         negative_entropy = self.model.spread.negative_entropy()
         if negative_entropy.requires_grad:
-            (-negative_entropy).backward()
+            # autograd.grad rather than a second backward pass, which would
+            # set off the data-parallel gradient averaging again (-H(k) is
+            # the same in every process).
+            trained = [p for p in spread_parameters if p.requires_grad]
+            gradients = torch.autograd.grad(-negative_entropy, trained, allow_unused=True)
+            for parameter, gradient in zip(trained, gradients):
+                if gradient is not None:
+                    parameter.grad = (
+                        gradient if parameter.grad is None else parameter.grad + gradient
+                    )
         self.model_optimizer.step()
         self.spread_optimizer.step()
-        loss_value = loss.item()
         return loss_value, loss_value + negative_entropy.item()
 
     def _model_step(self, batch):
         self.model_optimizer.zero_grad(set_to_none=True)
-        loss = self.model.negative_elbo(batch, self.generator).mean()
+        loss = self._batch_loss(batch)
         loss.backward()
         self.model_optimizer.step()
-        return loss.item()
+        return self._loss_value(loss)
 
     def state_dict(self):
         """A copy of everything training changes: weights, optimisers, generator.
@@ -138,7 +177,11 @@ class Trainer:
         self.n_epochs_done = state["n_epochs_done"]
 
     def train_epoch(self, X, progress=None):
-        """One pass over ``X`` (a tensor on the device); returns its history entry.
+        """One pass over ``X``; returns its history entry.
+
+        ``X`` is a tensor on the device, or any object with a ``shape`` that
+        a tensor of row numbers indexes (out-of-core data,
+        :class:`~skspread.deep._data.StandardisedRows`).
 
         Raises FloatingPointError as soon as a batch's loss is not finite.
         """
@@ -152,7 +195,8 @@ class Trainer:
         )
         loss_sum, divergences = 0.0, []
         for index, begin in enumerate(range(0, n_samples, self.batch_size)):
-            batch = X[order[begin : begin + self.batch_size]]
+            indices = order[begin : begin + self.batch_size]
+            batch = self._rows(X, indices)
             if learn_spread and index % self.spread_step_interval == 0:
                 loss, divergence = self._game_step(batch)
                 divergences.append(divergence)
@@ -163,9 +207,9 @@ class Trainer:
                     f"The training loss became {loss} in epoch {self.n_epochs_done + 1} "
                     f"(batch {index + 1})."
                 )
-            loss_sum += loss * batch.shape[0]
+            loss_sum += loss * len(indices)
             if progress is not None:
-                progress.update(batch.shape[0])
+                progress.update(len(indices))
                 progress.set_postfix(loss=f"{loss:.4g}", refresh=False)
         self.model.eval()
         self.n_epochs_done += 1
