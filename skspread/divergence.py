@@ -101,7 +101,13 @@ def _gaussian_kl(difference, cov_p, cov_q, names=("cov_p", "cov_q")):
     """
     chol_p = _cholesky(cov_p, names[0])
     chol_q = _cholesky(cov_q, names[1])
-    sigma = linalg.svdvals(linalg.solve_triangular(chol_q, chol_p, lower=True))
+    # check_finite=False: an overflow (means far apart in the spread's units)
+    # reaches check_finite_result below, which names it, instead of SciPy's
+    # anonymous "array must not contain infs or NaNs".
+    sigma = linalg.svdvals(
+        linalg.solve_triangular(chol_q, chol_p, lower=True, check_finite=False),
+        check_finite=False,
+    )
     with np.errstate(over="ignore", divide="ignore"):
         ratio = np.square(sigma)
         excess = ratio - 1.0
@@ -114,7 +120,7 @@ def _gaussian_kl(difference, cov_p, cov_q, names=("cov_p", "cov_q")):
             excess - np.log1p(np.where(near_one, excess, 0.0)),
             excess - 2.0 * np.log(sigma),
         )
-        whitened = linalg.solve_triangular(chol_q, difference, lower=True)
+        whitened = linalg.solve_triangular(chol_q, difference, lower=True, check_finite=False)
         kl = 0.5 * float(np.sum(terms) + whitened @ whitened)
     return check_finite_result(
         kl,

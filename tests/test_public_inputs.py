@@ -380,3 +380,10 @@ def test_tensors_are_checked_without_leaving_torch():
         lowrank_gaussian_log_prob(torch.zeros(0, 3, dtype=torch.float64), 0.5, factor)
     with pytest.raises(ValueError, match="do not broadcast"):
         spread.expected_log_prob(torch.zeros(2, 3), torch.zeros(2, 2))
+
+
+def test_spread_kl_of_means_too_far_apart_for_the_spread_names_the_overflow():
+    # Found by hypothesis on a fresh clone: SciPy's anonymous "array must not
+    # contain infs or NaNs" instead of the named overflow.
+    with pytest.raises(ValueError, match="overflows float64"):
+        spread_kl([0.0, 0.0], [1e200, 0.0], 1e-300)
