@@ -83,8 +83,9 @@ class SpreadICA(BaseSpreadEstimator):
         feature for 'diagonal') gives gamma^2 = max(tau^2 - sigma^2, 0), so
         the spread keeps EM moving when the learned noise is zero. It starts
         from the variance outside the principal n_components directions
-        (0 when n_components = n_features). The default serves data whose
-        noise level is unknown: on noise-free data it ends at zero.
+        (half the smallest eigenvalue of the data covariance when
+        n_components = n_features). The default serves data whose noise
+        level is unknown: on noise-free data it ends at or near zero.
     n_spread_samples : int, default=1
         Spread copies S_y of each data point, drawn once per fit.
     n_importance_samples : int, default=1000

@@ -108,11 +108,18 @@ def _initial_mixing(init, X_centred, n_components, noise_variance, random_state)
 
 
 def _pca_noise_variance(X, n_components):
-    """gamma^2 estimated as the mean variance outside the principal n_components
-    directions: consistent for isotropic noise, 0 for a square model."""
-    if n_components == X.shape[1]:
-        return 0.0
+    """A start for a learned gamma^2 from the eigenvalues of the data covariance.
+
+    With fewer sources than features, the mean variance outside the
+    principal n_components directions, consistent for isotropic noise. A
+    square model leaves no such direction and any gamma^2 up to the smallest
+    eigenvalue fits the covariance: half of it starts EM inside that range
+    (from 0 the learned noise of noisy square mixtures stayed near 0, where
+    EM barely moves it).
+    """
     eigenvalues = np.linalg.eigvalsh(np.atleast_2d(np.cov(X, rowvar=False)))
+    if n_components == X.shape[1]:
+        return 0.5 * float(eigenvalues[0])
     return float(np.mean(eigenvalues[:-n_components]))
 
 
