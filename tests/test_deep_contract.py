@@ -24,7 +24,7 @@ def data():
 
 
 @pytest.mark.parametrize("spread", ["gaussian", "laplace", None])
-@pytest.mark.parametrize("scale", [1e-3, 255.0, 1e3])
+@pytest.mark.parametrize("scale", [1e-6, 1e-3, 255.0, 1e3, 1e6])
 def test_fit_in_other_units_is_the_scaled_fit(data, scale, spread):
     reference = DeltaVAE(spread=spread, random_state=0, **TINY).fit(data)
     scaled = DeltaVAE(spread=spread, random_state=0, **TINY).fit(scale * data)

@@ -193,6 +193,7 @@ class DeltaVAE(DeltaVAEFitting, BaseSpreadEstimator):
     --------
     skspread.spread.GaussianSpread : Gaussian spread kernel.
     skspread.spread.LaplaceSpread : Laplace spread kernel.
+    skspread.deep.Checkpoint : Callback that saves a run so it can resume.
     sklearn.decomposition.FactorAnalysis : Linear Gaussian latent model.
 
     Notes

@@ -136,3 +136,28 @@ def loads(payload, device, owner="This model"):
     device = available_device(device, owner)
     objects = torch.load(io.BytesIO(payload), map_location=device, weights_only=False)
     return objects, device
+
+
+def gpu_count():
+    """Number of CUDA devices this machine has (0 without CUDA)."""
+    torch = import_torch()
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
+def process_group_backend(device):
+    """The torch.distributed backend for a model on ``device``: NCCL on GPUs, else Gloo."""
+    return "nccl" if import_torch().device(device).type == "cuda" else "gloo"
+
+
+def data_parallel_device_ids(device):
+    """``device_ids`` of DistributedDataParallel: the GPU's index, None on the CPU."""
+    torch = import_torch()
+    device = torch.device(device)
+    if device.type != "cuda":
+        return None
+    return [device.index if device.index is not None else torch.cuda.current_device()]
+
+
+def use_gpu(index):
+    """Make GPU ``index`` the current device of this process (one GPU per process)."""
+    import_torch().cuda.set_device(index)

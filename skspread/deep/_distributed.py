@@ -20,7 +20,14 @@ import tempfile
 import numpy as np
 
 from ._data import _file_position
-from ._device import import_torch, resolve_device
+from ._device import (
+    data_parallel_device_ids,
+    gpu_count,
+    import_torch,
+    process_group_backend,
+    resolve_device,
+    use_gpu,
+)
 
 __all__ = ["fit_distributed"]
 
@@ -89,9 +96,7 @@ class DataParallel:
         self.torch = torch
         self.rank = distributed.get_rank()
         self.world_size = distributed.get_world_size()
-        device_ids = None
-        if device.type == "cuda":
-            device_ids = [device.index if device.index is not None else torch.cuda.current_device()]
+        device_ids = data_parallel_device_ids(device)
         self.share_loss = _share_loss_module(model, self.world_size)
         # Broadcasts rank 0's weights to every process. The buffers (the
         # power iterations of spectral normalisation) follow from the
@@ -181,7 +186,7 @@ def _fit_in_process(rank, n_processes, port, backend, task_path, result_path):
         X = X.open()
     torch.set_num_threads(n_threads)
     if backend == "nccl":
-        torch.cuda.set_device(rank)
+        use_gpu(rank)
     torch.distributed.init_process_group(
         backend, init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=n_processes
     )
@@ -219,7 +224,7 @@ def fit_distributed(estimator, X, n_processes=2, *, backend=None):
         reopened read-only in each process; anything else is pickled to
         every process (a Dataset should hold a path, not the data).
     n_processes : int, default=2
-        Number of processes; at most the number of GPUs for a CUDA model.
+        Number of processes; at most the number of GPUs for a model on a GPU.
     backend : {'gloo', 'nccl'} or None, default=None
         None: NCCL when the estimator's device is a GPU, gloo otherwise.
 
@@ -259,12 +264,12 @@ def fit_distributed(estimator, X, n_processes=2, *, backend=None):
         )
     device = resolve_device(estimator.device)
     if backend is None:
-        backend = "nccl" if device.type == "cuda" else "gloo"
+        backend = process_group_backend(device)
     if backend not in ("gloo", "nccl"):
         raise ValueError(f"backend must be 'gloo', 'nccl' or None, got {backend!r}.")
-    if backend == "nccl" and n_processes > torch.cuda.device_count():
+    if backend == "nccl" and n_processes > gpu_count():
         raise ValueError(
-            f"n_processes={n_processes} exceeds the {torch.cuda.device_count()} GPU(s) "
+            f"n_processes={n_processes} exceeds the {gpu_count()} GPU(s) "
             "of this machine: NCCL needs one GPU per process. Use fewer processes "
             "or device='cpu'."
         )
