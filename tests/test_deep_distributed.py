@@ -7,7 +7,7 @@ import pytest
 from sklearn.datasets import load_digits
 
 from skspread import DeltaVAE
-from skspread.deep import fit_distributed
+from skspread.deep import Checkpoint, fit_distributed
 
 torch = pytest.importorskip("torch")
 distributed = torch.distributed
@@ -77,6 +77,14 @@ def test_fit_inside_a_process_group_takes_the_single_process_steps(digits, param
     _assert_same_fit(single, parallel, digits, 1e-5)
     assert parallel._trainer.data_parallel is None  # nothing distributed is pickled
     assert np.isfinite(DeltaVAE(**params).fit(digits).score(digits))
+
+
+def test_checkpoint_during_a_data_parallel_fit_resumes(digits, group_of_one, tmp_path):
+    path = tmp_path / "vae.checkpoint"
+    params = dict(CONFIGURATIONS[0], n_epochs=3)
+    model = DeltaVAE(**params, callbacks=[Checkpoint(path, every=2)]).fit(digits)
+    resumed = Checkpoint.resume(path, digits)
+    _assert_same_fit(model, resumed, digits, 0)
 
 
 def test_fit_distributed_arguments_are_checked(digits, group_of_one):

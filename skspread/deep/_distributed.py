@@ -86,7 +86,6 @@ class DataParallel:
     def __init__(self, model, device):
         torch = import_torch()
         distributed = torch.distributed
-        self.torch = torch
         self.rank = distributed.get_rank()
         self.world_size = distributed.get_world_size()
         device_ids = None
@@ -98,7 +97,7 @@ class DataParallel:
         # weights, so they stay equal without a broadcast at every step.
         parallel = torch.nn.parallel.DistributedDataParallel
         no_buffer_sync = (
-            {"forward_sync_buffers": False}  # torch >= 2.13
+            {"forward_sync_buffers": False}  # the newer name
             if "forward_sync_buffers" in inspect.signature(parallel).parameters
             else {"broadcast_buffers": False}
         )
@@ -238,6 +237,10 @@ def fit_distributed(estimator, X, n_processes=2, *, backend=None):
 
     Examples
     --------
+    Not run in the doctests (starting two processes takes tens of seconds);
+    a script that calls it must guard its code with
+    ``if __name__ == "__main__":``, as the processes are spawned.
+
     >>> from sklearn.datasets import load_digits
     >>> from skspread import DeltaVAE
     >>> from skspread.deep import fit_distributed
