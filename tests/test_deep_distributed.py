@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from sklearn.datasets import load_digits
 
-from skspread import DeltaVAE
+from skspread import DeltaVAE, SpreadFactorAnalysis
 from skspread.deep import Checkpoint, fit_distributed
 
 torch = pytest.importorskip("torch")
@@ -103,6 +103,11 @@ def test_fit_distributed_arguments_are_checked(digits, group_of_one):
 def test_fit_distributed_refuses_bad_arguments(digits, kwargs, error, message):
     with pytest.raises(error, match=message):
         fit_distributed(DeltaVAE(**TINY), digits, **kwargs)
+
+
+def test_fit_distributed_fits_only_deltavae(digits):
+    with pytest.raises(TypeError, match="fits a DeltaVAE; got SpreadFactorAnalysis"):
+        fit_distributed(SpreadFactorAnalysis(2), digits)
 
 
 def _fit_in_group(rank, port, folder, X):

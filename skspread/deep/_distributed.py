@@ -250,7 +250,14 @@ def fit_distributed(estimator, X, n_processes=2, *, backend=None):
     >>> fit_distributed(vae, X, n_processes=2).transform(X).shape  # doctest: +SKIP
     (256, 2)
     """
+    from ._delta_vae import DeltaVAE
+
     torch = import_torch()
+    if not isinstance(estimator, DeltaVAE):
+        raise TypeError(
+            f"fit_distributed fits a DeltaVAE; got {type(estimator).__name__}. "
+            "SpreadFactorAnalysis scales out with partial_fit or dask instead."
+        )
     if not isinstance(n_processes, (int, np.integer)) or isinstance(n_processes, bool):
         raise TypeError(f"n_processes must be a positive int, got {n_processes!r}.")
     if n_processes < 1:
