@@ -123,6 +123,12 @@ def _fit_in_group(rank, port, folder, X):
                 {"weights": _weights(model), "history": model.history_},
                 f"{folder}/rank{rank}_{index}.pt",
             )
+        # Rank 1 with one row less: both ranks refuse, neither waits forever.
+        try:
+            DeltaVAE(**CONFIGURATIONS[0]).fit(X[: len(X) - rank])
+        except ValueError as error:
+            with open(f"{folder}/rank{rank}_error.txt", "w") as file:
+                file.write(str(error))
     finally:
         distributed.destroy_process_group()
 
@@ -132,6 +138,9 @@ def test_two_gloo_processes_end_alike_and_equal_the_single_process_fit(digits, t
     torch.multiprocessing.spawn(
         _fit_in_group, args=(_free_port(), str(tmp_path), digits), nprocs=2, join=True
     )
+    for rank in (0, 1):
+        message = (tmp_path / f"rank{rank}_error.txt").read_text()
+        assert "differ in" in message and "'rows': [300, 299]" in message
     for index, params in enumerate([*CONFIGURATIONS, None]):
         ranks = [torch.load(tmp_path / f"rank{rank}_{index}.pt") for rank in (0, 1)]
         # Every rank ends with identical weights, even without random_state
