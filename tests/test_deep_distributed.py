@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from sklearn.datasets import load_digits
 
-from skspread import DeltaVAE
-from skspread.deep import fit_distributed
+from skspread import DeltaVAE, SpreadFactorAnalysis
+from skspread.deep import Checkpoint, fit_distributed
 
 torch = pytest.importorskip("torch")
 distributed = torch.distributed
@@ -79,6 +79,14 @@ def test_fit_inside_a_process_group_takes_the_single_process_steps(digits, param
     assert np.isfinite(DeltaVAE(**params).fit(digits).score(digits))
 
 
+def test_checkpoint_during_a_data_parallel_fit_resumes(digits, group_of_one, tmp_path):
+    path = tmp_path / "vae.checkpoint"
+    params = dict(CONFIGURATIONS[0], n_epochs=3)
+    model = DeltaVAE(**params, callbacks=[Checkpoint(path, every=2)]).fit(digits)
+    resumed = Checkpoint.resume(path, digits)
+    _assert_same_fit(model, resumed, digits, 0)
+
+
 def test_fit_distributed_arguments_are_checked(digits, group_of_one):
     with pytest.raises(RuntimeError, match="inside one.*estimator.fit"):
         fit_distributed(DeltaVAE(**TINY), digits)
@@ -97,6 +105,11 @@ def test_fit_distributed_refuses_bad_arguments(digits, kwargs, error, message):
         fit_distributed(DeltaVAE(**TINY), digits, **kwargs)
 
 
+def test_fit_distributed_fits_only_deltavae(digits):
+    with pytest.raises(TypeError, match="fits a DeltaVAE; got SpreadFactorAnalysis"):
+        fit_distributed(SpreadFactorAnalysis(2), digits)
+
+
 def _fit_in_group(rank, port, folder, X):
     """A rank of a 2-process group, as a torchrun script runs it."""
     torch.set_num_threads(1)
@@ -110,6 +123,12 @@ def _fit_in_group(rank, port, folder, X):
                 {"weights": _weights(model), "history": model.history_},
                 f"{folder}/rank{rank}_{index}.pt",
             )
+        # Rank 1 with one row less: both ranks refuse, neither waits forever.
+        try:
+            DeltaVAE(**CONFIGURATIONS[0]).fit(X[: len(X) - rank])
+        except ValueError as error:
+            with open(f"{folder}/rank{rank}_error.txt", "w") as file:
+                file.write(str(error))
     finally:
         distributed.destroy_process_group()
 
@@ -119,6 +138,9 @@ def test_two_gloo_processes_end_alike_and_equal_the_single_process_fit(digits, t
     torch.multiprocessing.spawn(
         _fit_in_group, args=(_free_port(), str(tmp_path), digits), nprocs=2, join=True
     )
+    for rank in (0, 1):
+        message = (tmp_path / f"rank{rank}_error.txt").read_text()
+        assert "differ in" in message and "'rows': [300, 299]" in message
     for index, params in enumerate([*CONFIGURATIONS, None]):
         ranks = [torch.load(tmp_path / f"rank{rank}_{index}.pt") for rank in (0, 1)]
         # Every rank ends with identical weights, even without random_state

@@ -104,6 +104,15 @@ def test_bad_out_of_core_inputs_are_clear_errors(digits, tmp_path):
         DeltaVAE(**TINY).fit(_memmap(tmp_path / "flat.dat", digits.ravel()))
     with pytest.raises(ValueError, match="dtype complex"):
         DeltaVAE(**TINY).fit(_memmap(tmp_path / "complex.dat", digits.astype(complex)))
+    with pytest.raises(ValueError, match="0 sample"):
+        DeltaVAE(**TINY).fit(_RowsDataset(digits[:0]))
+
+    class Stream(torch.utils.data.IterableDataset):
+        def __iter__(self):
+            return iter(torch.as_tensor(digits))
+
+    with pytest.raises(TypeError, match="map-style Dataset"):
+        DeltaVAE(**TINY).fit(Stream())
     model = DeltaVAE(**TINY).fit(digits)
     with pytest.raises(ValueError, match="63 features"):
         model.partial_fit(_memmap(tmp_path / "narrow.dat", digits[:, :63].copy()))

@@ -13,6 +13,7 @@ import copy
 import math
 import mmap
 import os
+import sys
 
 import numpy as np
 
@@ -30,8 +31,6 @@ def is_out_of_core(X):
     """True for data read batch by batch: a ``numpy.memmap`` or a torch ``Dataset``."""
     if isinstance(X, np.memmap):
         return True
-    import sys
-
     torch = sys.modules.get("torch")  # a Dataset exists only if torch was imported
     return torch is not None and isinstance(X, torch.utils.data.Dataset)
 
@@ -59,9 +58,15 @@ class RowSource:
             self.n_samples, self.n_features = X.shape
             self.dtype = X.dtype
         else:
+            if not hasattr(X, "__len__"):
+                raise TypeError(
+                    f"DeltaVAE reads batches of rows by index; the torch {type(X).__name__} "
+                    "given as X has no length (an IterableDataset?). Give a map-style "
+                    "Dataset (with __len__ and __getitem__) or a numpy.memmap."
+                )
             self.n_samples = len(X)
-            first = self._dataset_rows(np.arange(min(1, self.n_samples)))
-            self.n_features = first.shape[1] if first.ndim == 2 else 0
+            first = self._dataset_rows([0]) if self.n_samples else np.empty((1, 0))
+            self.n_features = first.shape[1]
             self.dtype = first.dtype
         if self.n_samples < 1 or self.n_features < 1:
             raise ValueError(

@@ -71,7 +71,7 @@ class DeltaVAE(DeltaVAEFitting, BaseSpreadEstimator):
     generator : None, torch.nn.Module class or instance, default=None
         The generator g, given like ``encoder`` (``generator__*``
         parameters). It must map (batch, n_components) to (batch,
-        n_features), or to images (batch, *image_shape) when ``image_shape``
+        n_features), or to images ``(batch, *image_shape)`` when ``image_shape``
         is set, which the estimator flattens.
     spread : {'gaussian', 'laplace'}, BaseSpread instance or None, default='gaussian'
         Spread kernel k; None gives the standard VAE baseline.
@@ -237,7 +237,7 @@ class DeltaVAE(DeltaVAEFitting, BaseSpreadEstimator):
     ``spread_learning_rate`` the learned spread moves slowly: tens of epochs
     are a short budget for it.
 
-    The networks see standardised data, (x - mean_) / data_scale_, and the
+    The networks see standardised data, ``(x - mean_) / data_scale_``, and the
     spread kernel's scale is divided by ``data_scale_`` to match; outputs go
     back to the data's units (samples times ``data_scale_`` plus ``mean_``,
     log-densities minus D log ``data_scale_``). So a fit on c X is the fit on

@@ -11,6 +11,7 @@ the same weights.
 """
 
 import contextlib
+import hashlib
 import inspect
 import os
 import pickle
@@ -93,7 +94,6 @@ class DataParallel:
     def __init__(self, model, device):
         torch = import_torch()
         distributed = torch.distributed
-        self.torch = torch
         self.rank = distributed.get_rank()
         self.world_size = distributed.get_world_size()
         device_ids = data_parallel_device_ids(device)
@@ -103,7 +103,7 @@ class DataParallel:
         # weights, so they stay equal without a broadcast at every step.
         parallel = torch.nn.parallel.DistributedDataParallel
         no_buffer_sync = (
-            {"forward_sync_buffers": False}  # torch >= 2.13
+            {"forward_sync_buffers": False}  # the newer name
             if "forward_sync_buffers" in inspect.signature(parallel).parameters
             else {"broadcast_buffers": False}
         )
@@ -133,25 +133,49 @@ class DataParallel:
 
 
 @contextlib.contextmanager
-def data_parallel(estimator):
+def data_parallel(estimator, n_rows, n_epochs):
     """Train ``estimator`` data-parallel inside a process group; a no-op outside one.
 
-    All processes take rank 0's weights (DistributedDataParallel), batch
-    and noise generator state and evaluation seed, so that they start alike
-    even without a ``random_state``.
+    Yields the process's rank (0 outside a group). All processes take rank
+    0's weights (DistributedDataParallel), batch and noise generator state
+    and evaluation seed, so that they start alike even without a
+    ``random_state``. Processes that would train on different data or for a
+    different number of steps (which would leave them waiting for each
+    other, or silently apart) all raise a ValueError first.
     """
     if not in_process_group():
-        yield
+        yield 0
         return
     torch = import_torch()
     trainer = estimator._trainer
-    shared = [trainer.generator.get_state(), estimator._evaluation_seed]
-    torch.distributed.broadcast_object_list(shared, src=0)
-    trainer.generator.set_state(shared[0])
-    estimator._evaluation_seed = shared[1]
+    mean_digest = hashlib.sha256(np.ascontiguousarray(estimator.mean_).tobytes()).hexdigest()
+    signature = {
+        "rows": n_rows,
+        "features": estimator.n_features_in_,
+        "epochs": n_epochs,
+        "batch_size": trainer.batch_size,
+        "data_scale_": float(estimator.data_scale_),
+        "mean_ (digest)": mean_digest[:12],
+    }
+    gathered = [None] * torch.distributed.get_world_size()
+    torch.distributed.all_gather_object(
+        gathered, (signature, trainer.generator.get_state(), estimator._evaluation_seed)
+    )
+    differing = sorted(
+        name for name in signature if len({str(entry[0][name]) for entry in gathered}) > 1
+    )
+    if differing:
+        values = {name: [entry[0][name] for entry in gathered] for name in differing}
+        raise ValueError(
+            f"The processes of the data-parallel fit differ in {', '.join(differing)} "
+            f"(by rank: {values}). Every process must call fit with the same data "
+            "and parameters."
+        )
+    trainer.generator.set_state(gathered[0][1])
+    estimator._evaluation_seed = gathered[0][2]
     trainer.data_parallel = DataParallel(trainer.model, trainer.device)
     try:
-        yield
+        yield torch.distributed.get_rank()
     finally:
         del trainer.data_parallel
 
@@ -243,6 +267,10 @@ def fit_distributed(estimator, X, n_processes=2, *, backend=None):
 
     Examples
     --------
+    Not run in the doctests (starting two processes takes tens of seconds);
+    a script that calls it must guard its code with
+    ``if __name__ == "__main__":``, as the processes are spawned.
+
     >>> from sklearn.datasets import load_digits
     >>> from skspread import DeltaVAE
     >>> from skspread.deep import fit_distributed
@@ -252,7 +280,14 @@ def fit_distributed(estimator, X, n_processes=2, *, backend=None):
     >>> fit_distributed(vae, X, n_processes=2).transform(X).shape  # doctest: +SKIP
     (256, 2)
     """
+    from ._delta_vae import DeltaVAE
+
     torch = import_torch()
+    if not isinstance(estimator, DeltaVAE):
+        raise TypeError(
+            f"fit_distributed fits a DeltaVAE; got {type(estimator).__name__}. "
+            "SpreadFactorAnalysis scales out with partial_fit or dask instead."
+        )
     if not isinstance(n_processes, (int, np.integer)) or isinstance(n_processes, bool):
         raise TypeError(f"n_processes must be a positive int, got {n_processes!r}.")
     if n_processes < 1:

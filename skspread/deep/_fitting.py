@@ -116,11 +116,13 @@ class DeltaVAEFitting:
             self._epochs_target = self.n_iter_ + n_epochs
             self._stopping = {"best_loss": math.inf, "best_epoch": None, "stale": 0, "best": None}
         try:
-            with data_parallel(self):  # inside a torch.distributed process group
+            # Data-parallel inside a torch.distributed process group; the
+            # progress bar only in the first process.
+            with data_parallel(self, data.shape[0], n_epochs) as rank:
                 self._trainer.fit(
                     data,
                     n_epochs,
-                    self.verbose,
+                    self.verbose if rank == 0 else 0,
                     on_epoch=lambda entry: self._end_epoch(entry, validation, early_stopping),
                 )
         except FloatingPointError as error:

@@ -287,6 +287,9 @@ class Trainer:
         # A torch.Generator does not pickle: keep its state, and rebuild the
         # generator on the device the model is loaded on (see ``to``).
         state = self.__dict__.copy()
+        # A checkpoint taken during a data-parallel fit: its DDP wrapper
+        # belongs to the process group, not to the model.
+        state.pop("data_parallel", None)
         state["generator"] = None
         state["generator_state"] = self.generator.get_state()
         return state
