@@ -102,7 +102,7 @@ class SpreadICA(BaseSpreadEstimator):
         Maximum number of EM map evaluations (E-steps).
     tol : float, default=3e-3
         Stop when the estimated distance of the parameters to the EM fixed
-        point, |step| / (1 - rate) with the rate at which EM steps shrink,
+        point, ``|step| / (1 - rate)`` with the rate at which EM steps shrink,
         is below ``tol`` relative to their norm. A small step alone is not
         convergence: near the deterministic limit EM contracts at a rate
         near 1 (paper eq 43-45), and a fit whose small steps keep their
@@ -162,7 +162,7 @@ class SpreadICA(BaseSpreadEstimator):
     self-normalised importance sampling of p(z | y), proportional to
     N(z | m(y), V) prod_k p(z_k); the M-step is
     A <- C S^-1 with C = sum y E[z|y]^T and S = sum E[z z^T|y] (paper eq
-    43, 50-51); a learned noise takes tau^2 <- (sum |y|^2 - tr(A C^T)) / (N D)
+    43, 50-51); a learned noise takes ``tau^2 <- (sum |y|^2 - tr(A C^T)) / (N D)``
     from the same moments (per feature for 'diagonal'). The spread copies
     and the importance draws are fixed for the whole fit (common random
     numbers), which makes the EM map a smooth deterministic function of the
