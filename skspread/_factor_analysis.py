@@ -27,7 +27,6 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from ._base import BaseSpreadEstimator, atomic_fit, check_n_samples
 from ._factor_analysis_solvers import (
     _data_moments,
-    _merge_moments,
     _noise_start,
     _fit_diagonal,
     _fit_isotropic,
@@ -35,6 +34,7 @@ from ._factor_analysis_solvers import (
     _posterior_mean_map,
     _rotate,
 )
+from ._moments import merge_moments
 from .spread import GaussianSpread
 
 __all__ = ["SpreadFactorAnalysis"]
@@ -335,7 +335,7 @@ class SpreadFactorAnalysis(BaseSpreadEstimator):
         if first_block:
             dtype = X.dtype
         else:
-            moments = _merge_moments(self._moments, moments)
+            moments = merge_moments(self._moments, moments)
             dtype = self.components_.dtype
         self._fit_moments(moments, dtype=dtype)
         return self

@@ -37,23 +37,6 @@ def _data_moments(X):
     return n_samples, mean, scatter
 
 
-def _merge_moments(first, second):
-    """Moments of the union of two samples from the moments of each.
-
-    The pairwise update of Chan, Golub and LeVeque (1979): the scatter of the
-    union is the two scatters plus the outer product of the difference of the
-    means weighted by n_a n_b / n, so no uncentred sum is ever formed.
-    """
-    n_first, mean_first, scatter_first = first
-    n_second, mean_second, scatter_second = second
-    n_samples = n_first + n_second
-    delta = mean_second - mean_first
-    mean = mean_first + delta * (n_second / n_samples)
-    weight = n_first * n_second / n_samples
-    scatter = scatter_first + scatter_second + np.outer(delta, delta * weight)
-    return n_samples, mean, scatter
-
-
 def _top_eigenpairs(matrix, n_components, svd_method, random_state):
     """Largest eigenvalues (descending) and their eigenvectors (columns) of a PSD matrix."""
     n_features = matrix.shape[0]

@@ -17,6 +17,8 @@ import sys
 
 import numpy as np
 
+from .._moments import merge_moments
+
 # Rows per block of the streaming statistics: about 8 MB of float64 values.
 _BLOCK_BYTES = 8 * 2**20
 # Rows checked up front when a partial_fit skips the statistics pass.
@@ -281,20 +283,14 @@ def feature_statistics(X):
 
 def _moments(blocks, n_features):
     """Mean, population variance per feature and largest magnitude of the blocks."""
-    count = 0
-    mean = np.zeros(n_features)
-    scatter = np.zeros(n_features)
+    moments = (0, np.zeros(n_features), np.zeros(n_features))
     largest = 0.0
     for block in blocks:
-        n_block = block.shape[0]
         block_mean = block.mean(axis=0)
         block_scatter = np.square(block - block_mean).sum(axis=0)
         largest = max(largest, float(np.max(np.abs(block))))
-        total = count + n_block
-        delta = block_mean - mean
-        mean = mean + delta * (n_block / total)
-        scatter = scatter + block_scatter + np.square(delta) * (count * n_block / total)
-        count = total
+        moments = merge_moments(moments, (block.shape[0], block_mean, block_scatter))
+    count, mean, scatter = moments
     return mean, scatter / count, largest
 
 
