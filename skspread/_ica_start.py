@@ -2,6 +2,7 @@
 
 import math
 import warnings
+from typing import NamedTuple
 
 import numpy as np
 from sklearn.decomposition import FastICA
@@ -12,6 +13,27 @@ from sklearn.exceptions import ConvergenceWarning
 _REFINING_SPREAD_SHARE = 0.02
 # The least spread 'auto' picks, as a share of the RMS feature standard deviation.
 _SPREAD_FLOOR_SHARE = 0.001
+
+
+class _FitStart(NamedTuple):
+    """What a SpreadICA fit starts from, and what online EM keeps for every block.
+
+    ``X_centred`` is the data minus ``mean``; ``noise`` is 'fixed',
+    'isotropic' or 'diagonal'; ``total_variance`` tau^2 = sigma^2 + gamma^2
+    starts the EM and ``least_variance`` is a learned one's floor; ``rng``
+    has drawn the start and draws the spread copies and importance draws.
+    """
+
+    mean: np.ndarray
+    X_centred: np.ndarray
+    n_components: int
+    spread: object
+    spread_variance: float
+    noise: str
+    mixing: np.ndarray
+    total_variance: object
+    least_variance: float
+    rng: np.random.RandomState
 
 
 def _auto_spread_scale(X, n_components, noise_variance, init):
