@@ -29,6 +29,7 @@ from ._ica_sampling import (
     _whitened,
 )
 from ._sources import sample_sources
+from .metrics import match_components
 from .spread import GaussianSpread
 
 __all__ = ["SpreadICA"]
@@ -401,6 +402,19 @@ class SpreadICA(BaseSpreadEstimator):
             state = self._online.with_mean_of(X.astype(np.float64, copy=False))
         X_centred = X.astype(np.float64, copy=False) - state.mean
         rng = state.random_state()
+        block_start = (state.mixing, state.total_variance)
+        if not first_block:
+            # Each block starts as a fit on it would (a start from the model
+            # so far barely moves, see _ica_online), its sources matched in
+            # order and sign to the model's.
+            mixing, total_variance, _ = self._initial_parameters(
+                X_centred,
+                state.start.n_components,
+                state.start.spread_variance,
+                state.start.noise,
+                rng,
+            )
+            block_start = (match_components(mixing, state.mixing), total_variance)
         Y = self._spread_copies(X_centred, state.start.spread, rng)
         draw_sets = _draw_sets(
             len(Y), self.n_importance_samples, state.start.n_components, rng
@@ -408,7 +422,7 @@ class SpreadICA(BaseSpreadEstimator):
         settings = (self.max_iter, self.tol, self.batch_size, self.verbose)
         with _rank_deficiency_as_value_error():
             state, result = _online_update(
-                state, Y, len(X), draw_sets, self.source, settings, rng
+                state, Y, len(X), block_start, draw_sets, self.source, settings, rng
             )
         self._warn_unless_converged(result, state.start.spread)
         self._warn_if_degenerate(result.effective_sample_size)
@@ -435,16 +449,10 @@ class SpreadICA(BaseSpreadEstimator):
         spread = self._resolve_spread(X, self.noise_variance)
         spread_variance = 0.0 if spread is None else spread.variance
         noise = self.noise_variance if isinstance(self.noise_variance, str) else "fixed"
-        start_noise = self._start_noise_variance(X)
         rng = check_random_state(self.random_state)
-        mixing = _initial_mixing(self.init, X_centred, n_components, start_noise, rng)
-        if noise == "fixed":
-            total_variance = self.noise_variance + spread_variance
-            least_variance = 0.0
-        else:
-            total_variance, least_variance = _learned_noise_start(
-                X_centred, mixing, noise, spread_variance
-            )
+        mixing, total_variance, least_variance = self._initial_parameters(
+            X_centred, n_components, spread_variance, noise, rng
+        )
         return _FitStart(
             mean,
             X_centred,
@@ -457,6 +465,17 @@ class SpreadICA(BaseSpreadEstimator):
             least_variance,
             rng,
         )
+
+    def _initial_parameters(self, X_centred, n_components, spread_variance, noise, rng):
+        """The start's mixing matrix, total noise variance and its floor (learned noise)."""
+        start_noise = self._start_noise_variance(X_centred)
+        mixing = _initial_mixing(self.init, X_centred, n_components, start_noise, rng)
+        if noise == "fixed":
+            return mixing, self.noise_variance + spread_variance, 0.0
+        total_variance, least_variance = _learned_noise_start(
+            X_centred, mixing, noise, spread_variance
+        )
+        return mixing, total_variance, least_variance
 
     def _spread_copies(self, X_centred, spread, rng):
         """The ``n_spread_samples`` spread copies of each row (the rows without spread)."""

@@ -77,11 +77,11 @@ def step_size(n_rows, n_samples_seen):
     return n_rows / n_samples_seen
 
 
-def _online_update(state, Y, n_rows, draw_sets, source, settings, rng):
+def _online_update(state, Y, n_rows, block_start, draw_sets, source, settings, rng):
     """The state after a block of ``n_rows`` rows, and the block's EM run.
 
-    ``Y`` are the spread copies of the block's rows, centred by the running mean;
-
+    ``Y`` are the spread copies of the block's rows, centred by the running
+    mean; ``block_start`` is the (mixing, total variance) its EM starts from;
     ``draw_sets`` are the block's importance draws and ``rng`` the generator
     that drew them and Y's spread (its state is kept for the next block);
     ``settings`` are the estimator's (max_iter, tol, batch_size, verbose).
@@ -90,8 +90,7 @@ def _online_update(state, Y, n_rows, draw_sets, source, settings, rng):
     max_iter, tol, batch_size, verbose = settings
     result = _fit_spread_em(
         Y,
-        state.mixing,
-        state.total_variance,
+        *block_start,
         draw_sets,
         source,
         max_iter,
