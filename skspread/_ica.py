@@ -402,11 +402,13 @@ class SpreadICA(BaseSpreadEstimator):
             state = self._online.with_mean_of(X.astype(np.float64, copy=False))
         X_centred = X.astype(np.float64, copy=False) - state.mean
         rng = state.random_state()
-        block_start = (state.mixing, state.total_variance)
+        Y = self._spread_copies(X_centred, state.start.spread, rng)
+        draw_sets = _draw_sets(len(Y), self.n_importance_samples, state.start.n_components, rng)
+        # The first block starts as fit does; a later one from the model so
+        # far or, if more likely on the block, from a fit's start on it, its
+        # sources matched in order and sign to the model's (see _ica_online).
+        block_starts = [(state.mixing, state.total_variance)]
         if not first_block:
-            # Each block starts as a fit on it would (a start from the model
-            # so far barely moves, see _ica_online), its sources matched in
-            # order and sign to the model's.
             mixing, total_variance, _ = self._initial_parameters(
                 X_centred,
                 state.start.n_components,
@@ -414,15 +416,11 @@ class SpreadICA(BaseSpreadEstimator):
                 state.start.noise,
                 rng,
             )
-            block_start = (match_components(mixing, state.mixing), total_variance)
-        Y = self._spread_copies(X_centred, state.start.spread, rng)
-        draw_sets = _draw_sets(
-            len(Y), self.n_importance_samples, state.start.n_components, rng
-        )
+            block_starts.append((match_components(mixing, state.mixing), total_variance))
         settings = (self.max_iter, self.tol, self.batch_size, self.verbose)
         with _rank_deficiency_as_value_error():
             state, result = _online_update(
-                state, Y, len(X), block_start, draw_sets, self.source, settings, rng
+                state, Y, len(X), block_starts, draw_sets, self.source, settings, rng
             )
         self._warn_unless_converged(result, state.start.spread)
         self._warn_if_degenerate(result.effective_sample_size)

@@ -77,20 +77,30 @@ def step_size(n_rows, n_samples_seen):
     return n_rows / n_samples_seen
 
 
-def _online_update(state, Y, n_rows, block_start, draw_sets, source, settings, rng):
+def _online_update(state, Y, n_rows, block_starts, draw_sets, source, settings, rng):
     """The state after a block of ``n_rows`` rows, and the block's EM run.
 
     ``Y`` are the spread copies of the block's rows, centred by the running
-    mean; ``block_start`` is the (mixing, total variance) its EM starts from;
+    mean; ``block_starts`` are the (mixing, total variance) pairs its EM may
+    start from: the one with the highest spread log-likelihood on the block;
     ``draw_sets`` are the block's importance draws and ``rng`` the generator
     that drew them and Y's spread (its state is kept for the next block);
     ``settings`` are the estimator's (max_iter, tol, batch_size, verbose).
     """
     start = state.start
     max_iter, tol, batch_size, verbose = settings
+    if len(block_starts) > 1:
+        block_starts = [
+            max(
+                block_starts,
+                key=lambda start: _e_step(
+                    Y, *start, draw_sets, source, batch_size
+                ).log_likelihood,
+            )
+        ]
     result = _fit_spread_em(
         Y,
-        *block_start,
+        *block_starts[0],
         draw_sets,
         source,
         max_iter,
