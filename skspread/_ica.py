@@ -17,6 +17,7 @@ from ._ica_start import (
     _FitStart,
     _auto_spread_scale,
     _check_identifiable,
+    _is_identifiable,
     _initial_mixing,
     _learned_noise_start,
     _pca_noise_variance,
@@ -137,7 +138,11 @@ class SpreadICA(BaseSpreadEstimator):
     spread_scale_ : float or None
         Standard deviation sigma of the spread (None without spread).
     n_iter_ : int
-        Number of EM map evaluations.
+        Number of EM map evaluations (summed over the blocks of
+        :meth:`partial_fit`).
+    n_samples_seen_ : int
+        Number of training samples: those of ``fit``, or of all blocks
+        given to :meth:`partial_fit` since it started.
     effective_sample_size_ : float
         Mean effective sample size 1 / sum_s w_s^2 of the importance weights
         in the last E-step (between 1 and ``n_importance_samples``); a
@@ -145,7 +150,8 @@ class SpreadICA(BaseSpreadEstimator):
         min(10, n_importance_samples / 10).
     loglike_ : list of float
         Mean spread log-likelihood of the training spread copies at each
-        EM evaluation (the importance draws are fixed, so these values
+        EM evaluation (of each block's, one block after the other, for
+        :meth:`partial_fit`) (the importance draws are fixed, so these values
         are comparable between iterations).
     n_features_in_ : int
         Number of features seen during fit.
@@ -344,9 +350,11 @@ class SpreadICA(BaseSpreadEstimator):
         is the M-step on s_t (A = C S^-1, and the learned noise). The
         block's statistics are taken at theta_t, the EM fixed point of the
         block alone, found by the EM of :meth:`fit` (``max_iter``, ``tol``)
-        warm-started from the model so far: near the deterministic limit
-        EM contracts slowly (paper eq 43-45), and statistics taken at the
-        model so far would mostly restate it.
+        from the model so far or from a fit's start on the block (its
+        sources matched in order and sign to the model's), whichever is
+        more likely on the block: near the deterministic limit EM contracts
+        slowly (paper eq 43-45), and statistics taken at the model so far
+        would mostly restate it.
 
         The first call starts as :meth:`fit` does, on its block (the mean,
         the 'auto' spread, the initial mixing and noise); the spread, the
@@ -408,7 +416,7 @@ class SpreadICA(BaseSpreadEstimator):
         # far or, if more likely on the block, from a fit's start on it, its
         # sources matched in order and sign to the model's (see _ica_online).
         block_starts = [(state.mixing, state.total_variance)]
-        if not first_block:
+        if not first_block and _is_identifiable(X_centred, state.start.n_components):
             mixing, total_variance, _ = self._initial_parameters(
                 X_centred,
                 state.start.n_components,

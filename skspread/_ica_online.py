@@ -9,13 +9,17 @@ s_t = (1 - rho_t) s_{t-1} + rho_t s(block_t; theta_t), rho_1 = 1, so that
 s_t weighs every row seen alike.
 
 The block's statistics are taken at theta_t, the EM fixed point of the
-block alone, reached by the fit's SQUAREM-accelerated EM warm-started from
-the running theta, not at the running theta itself. Near the deterministic
-limit the EM map contracts slowly (paper eq 43-45): its statistics at a
-theta mostly restate that theta, so the plain schedule, one E-step per
-block at the running theta, keeps the start's error (measured in the user
-guide). At each block's own fixed point the statistics carry what the block
-says, and their average is the M-step of all rows seen.
+block alone (the fit's SQUAREM-accelerated EM on the block), not at the
+running theta. Near the deterministic limit the EM map contracts slowly
+(paper eq 43-45): statistics taken at a theta mostly restate that theta,
+so plain online EM, one E-step per block at the running theta, kept the
+start's error. To first order in the blocks' spread around the
+full-data fixed point, the M-step of the averaged fixed-point statistics
+is the average of the blocks' fixed points, which is that point. The
+block's EM starts from the running theta or from a fit's start on the
+block (its sources matched to the running ones), whichever has the
+higher spread log-likelihood on the block: a warm start alone barely
+moves, and a block's own start can fail (FastICA on one block).
 """
 
 from typing import NamedTuple

@@ -87,6 +87,15 @@ def _check_identifiable(X_centred, n_components):
         )
 
 
+def _is_identifiable(X_centred, n_components):
+    """Whether ``_check_identifiable`` accepts the data (a block can then have its own start)."""
+    try:
+        _check_identifiable(X_centred, n_components)
+    except ValueError:
+        return False
+    return True
+
+
 def _initial_mixing(init, X_centred, n_components, noise_variance, random_state):
     """Starting mixing matrix (D, K), scaled for unit-variance sources."""
     n_samples, n_features = X_centred.shape
