@@ -1,27 +1,17 @@
 """Spread-EM for deterministic and noisy linear ICA (Zhang et al., 2020, section 4.1)."""
 
-import warnings
 from numbers import Integral, Real
 
 import numpy as np
 from sklearn.base import _fit_context
-from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._base import BaseSpreadEstimator, atomic_fit, check_n_samples
-from ._ica_em import _fit_spread_em, _rank_deficiency_as_value_error
-from ._ica_online import _online_update, _OnlineState
-from ._ica_start import (
-    _FitStart,
-    _auto_spread_scale,
-    _check_identifiable,
-    _is_identifiable,
-    _initial_mixing,
-    _learned_noise_start,
-    _pca_noise_variance,
-)
+from ._ica_em import _fit_spread_em, _rank_deficiency_as_value_error, _warn_unless_converged
+from ._ica_online import _block_starts, _online_update, _OnlineState
+from ._ica_start import _auto_spread_scale, _fit_start, _start_noise_variance
 from ._ica_sampling import (
     _draw_sets,
     _importance_posterior,
@@ -30,7 +20,6 @@ from ._ica_sampling import (
     _whitened,
 )
 from ._sources import sample_sources
-from .metrics import match_components
 from .spread import GaussianSpread
 
 __all__ = ["SpreadICA"]
@@ -286,7 +275,8 @@ class SpreadICA(BaseSpreadEstimator):
     def _auto_spread_std(self, X):
         """The spread 'auto' picks: small from FastICA's start, the paper's otherwise."""
         n_components = self.n_components or X.shape[1]
-        return _auto_spread_scale(X, n_components, self._start_noise_variance(X), self.init)
+        start_noise = _start_noise_variance(self.noise_variance, X, n_components)
+        return _auto_spread_scale(X, n_components, start_noise, self.init)
 
     @atomic_fit
     @_fit_context(prefer_skip_nested_validation=True)
@@ -325,8 +315,7 @@ class SpreadICA(BaseSpreadEstimator):
                 noise=start.noise,
                 least_variance=start.least_variance,
             )
-        self._warn_unless_converged(result, start.spread)
-        self._warn_if_degenerate(result.effective_sample_size)
+        _warn_unless_converged(result, start.spread, self)
         self._store_model(start.mean, result.mixing, result.total_variance, start, dtype)
         self.effective_sample_size_ = result.effective_sample_size
         self.n_iter_ = len(result.loglike)
@@ -412,26 +401,15 @@ class SpreadICA(BaseSpreadEstimator):
         rng = state.random_state()
         Y = self._spread_copies(X_centred, state.start.spread, rng)
         draw_sets = _draw_sets(len(Y), self.n_importance_samples, state.start.n_components, rng)
-        # The first block starts as fit does; a later one from the model so
-        # far or, if more likely on the block, from a fit's start on it, its
-        # sources matched in order and sign to the model's (see _ica_online).
-        block_starts = [(state.mixing, state.total_variance)]
-        if not first_block and _is_identifiable(X_centred, state.start.n_components):
-            mixing, total_variance, _ = self._initial_parameters(
-                X_centred,
-                state.start.n_components,
-                state.start.spread_variance,
-                state.start.noise,
-                rng,
-            )
-            block_starts.append((match_components(mixing, state.mixing), total_variance))
+        block_starts = _block_starts(
+            state, first_block, X_centred, self.init, self.noise_variance, rng
+        )
         settings = (self.max_iter, self.tol, self.batch_size, self.verbose)
         with _rank_deficiency_as_value_error():
             state, result = _online_update(
                 state, Y, len(X), block_starts, draw_sets, self.source, settings, rng
             )
-        self._warn_unless_converged(result, state.start.spread)
-        self._warn_if_degenerate(result.effective_sample_size)
+        _warn_unless_converged(result, state.start.spread, self)
         self._store_model(state.mean, state.mixing, state.total_variance, state.start, dtype)
         self.effective_sample_size_ = result.effective_sample_size
         self.n_iter_ = (0 if first_block else self.n_iter_) + len(result.loglike)
@@ -449,39 +427,10 @@ class SpreadICA(BaseSpreadEstimator):
                 f"n_components={n_components} must be <= n_features={n_features}: "
                 "SpreadICA needs at least as many observed dimensions as sources."
             )
-        mean = X.mean(axis=0)
-        X_centred = X - mean
-        _check_identifiable(X_centred, n_components)
         spread = self._resolve_spread(X, self.noise_variance)
-        spread_variance = 0.0 if spread is None else spread.variance
-        noise = self.noise_variance if isinstance(self.noise_variance, str) else "fixed"
-        rng = check_random_state(self.random_state)
-        mixing, total_variance, least_variance = self._initial_parameters(
-            X_centred, n_components, spread_variance, noise, rng
+        return _fit_start(
+            X, n_components, spread, self.init, self.noise_variance, self.random_state
         )
-        return _FitStart(
-            mean,
-            X_centred,
-            n_components,
-            spread,
-            spread_variance,
-            noise,
-            mixing,
-            total_variance,
-            least_variance,
-            rng,
-        )
-
-    def _initial_parameters(self, X_centred, n_components, spread_variance, noise, rng):
-        """The start's mixing matrix, total noise variance and its floor (learned noise)."""
-        start_noise = self._start_noise_variance(X_centred)
-        mixing = _initial_mixing(self.init, X_centred, n_components, start_noise, rng)
-        if noise == "fixed":
-            return mixing, self.noise_variance + spread_variance, 0.0
-        total_variance, least_variance = _learned_noise_start(
-            X_centred, mixing, noise, spread_variance
-        )
-        return mixing, total_variance, least_variance
 
     def _spread_copies(self, X_centred, spread, rng):
         """The ``n_spread_samples`` spread copies of each row (the rows without spread)."""
@@ -490,19 +439,6 @@ class SpreadICA(BaseSpreadEstimator):
         Y = np.repeat(X_centred, self.n_spread_samples, axis=0)
         Y += spread.noise(Y.shape, rng)
         return Y
-
-    def _warn_if_degenerate(self, effective_sample_size):
-        """ConvergenceWarning when the importance sampler's effective sample size collapsed."""
-        if effective_sample_size < min(10.0, self.n_importance_samples / 10):
-            warnings.warn(
-                f"The importance sampler is degenerate: its mean effective sample "
-                f"size was {effective_sample_size:.1f} of n_importance_samples="
-                f"{self.n_importance_samples}, so the E-step moments, and the mixing "
-                "matrix, are biased. The proposal is too wide for the posterior "
-                "in too many directions (tau^2 (A^T A)^-1 is not small next to "
-                "1): reduce spread_scale or increase n_importance_samples.",
-                ConvergenceWarning,
-            )
 
     def _store_model(self, mean, mixing, total_variance, start, dtype):
         """Set the fitted model's attributes, its arrays in ``dtype``."""
@@ -517,38 +453,6 @@ class SpreadICA(BaseSpreadEstimator):
             noise_variance = np.maximum(total_variance - start.spread_variance, 0.0)
             self.noise_variance_ = noise_variance.astype(dtype)
         self._store_spread(start.spread)
-
-    def _start_noise_variance(self, X):
-        """gamma^2 for the start and for 'auto': the given one, or a PCA estimate."""
-        if isinstance(self.noise_variance, str):
-            return _pca_noise_variance(X, self.n_components or X.shape[1])
-        return float(self.noise_variance)
-
-    def _warn_unless_converged(self, result, spread):
-        """ConvergenceWarning for a stalled (frozen) EM or one stopped at max_iter."""
-        if result.stalled:
-            cause = (
-                "Without spread and with little model noise, EM cannot move "
-                "(paper eq 43-45): use spread='gaussian'."
-                if spread is None
-                else "Increase spread_scale (a wider spread speeds EM up) or max_iter."
-            )
-            warnings.warn(
-                f"SpreadICA's EM is frozen: after {len(result.loglike)} iterations its "
-                f"steps are below tol={self.tol} but keep their direction, contracting "
-                f"at rate {result.rate:.5f}, so the mixing matrix is not near a maximum "
-                f"of the likelihood. {cause}",
-                ConvergenceWarning,
-            )
-        elif not result.converged:
-            warnings.warn(
-                f"SpreadICA did not converge: after max_iter={self.max_iter} EM "
-                f"iterations the mixing matrix is still more than tol={self.tol} "
-                "(relative) from the EM fixed point. Increase max_iter or tol; with "
-                "spread=None and a small noise_variance, EM is known to stall (use "
-                "a spread).",
-                ConvergenceWarning,
-            )
 
     def _evaluation_draws(self):
         """Spread offsets (S_y, D) and importance draws (S_z, K), fixed at fit."""

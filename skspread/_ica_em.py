@@ -1,9 +1,11 @@
 """The EM solver of SpreadICA: the EM map (paper eq 43, 50, 51) iterated with SQUAREM."""
 
+import warnings
 from contextlib import contextmanager
 from typing import NamedTuple
 
 import numpy as np
+from sklearn.exceptions import ConvergenceWarning
 
 from ._ica_sampling import _importance_posterior, _Proposal, _whitened
 from ._squarem import relative_change, squarem
@@ -230,3 +232,46 @@ def _fit_spread_em(
         result.stalled,
         result.rate,
     )
+
+
+def _warn_unless_converged(result, spread, estimator):
+    """ConvergenceWarning for a stalled (frozen) EM, one stopped at max_iter, or a degenerate sampler.
+
+    ``result`` is an ``_EMResult``; ``estimator`` gives ``tol``, ``max_iter``
+    and ``n_importance_samples``.
+    """
+    tol, max_iter = estimator.tol, estimator.max_iter
+    if result.stalled:
+        cause = (
+            "Without spread and with little model noise, EM cannot move "
+            "(paper eq 43-45): use spread='gaussian'."
+            if spread is None
+            else "Increase spread_scale (a wider spread speeds EM up) or max_iter."
+        )
+        warnings.warn(
+            f"SpreadICA's EM is frozen: after {len(result.loglike)} iterations its "
+            f"steps are below tol={tol} but keep their direction, contracting "
+            f"at rate {result.rate:.5f}, so the mixing matrix is not near a maximum "
+            f"of the likelihood. {cause}",
+            ConvergenceWarning,
+        )
+    elif not result.converged:
+        warnings.warn(
+            f"SpreadICA did not converge: after max_iter={max_iter} EM "
+            f"iterations the mixing matrix is still more than tol={tol} "
+            "(relative) from the EM fixed point. Increase max_iter or tol; with "
+            "spread=None and a small noise_variance, EM is known to stall (use "
+            "a spread).",
+            ConvergenceWarning,
+        )
+    n_draws, effective_sample_size = estimator.n_importance_samples, result.effective_sample_size
+    if effective_sample_size < min(10.0, n_draws / 10):
+        warnings.warn(
+            f"The importance sampler is degenerate: its mean effective sample "
+            f"size was {effective_sample_size:.1f} of n_importance_samples="
+            f"{n_draws}, so the E-step moments, and the mixing "
+            "matrix, are biased. The proposal is too wide for the posterior "
+            "in too many directions (tau^2 (A^T A)^-1 is not small next to "
+            "1): reduce spread_scale or increase n_importance_samples.",
+            ConvergenceWarning,
+        )

@@ -27,7 +27,8 @@ from typing import NamedTuple
 import numpy as np
 
 from ._ica_em import _e_step, _fit_spread_em, _learned_total_variance, _m_step
-from ._ica_start import _FitStart
+from ._ica_start import _FitStart, _initial_parameters, _is_identifiable
+from .metrics import match_components
 
 
 class _OnlineState(NamedTuple):
@@ -79,6 +80,23 @@ class _OnlineState(NamedTuple):
 def step_size(n_rows, n_samples_seen):
     """rho_t = n_t / (n_1 + ... + n_t): a block of ``n_rows`` rows, ``n_samples_seen`` with it."""
     return n_rows / n_samples_seen
+
+
+def _block_starts(state, first_block, X_centred, init, noise_variance, rng):
+    """The (mixing, total variance) pairs a block's EM may start from.
+
+    The first block starts as fit does (``state`` holds that start); a later
+    one from the model so far and, when the block is identifiable, from a
+    fit's start on it, its sources matched in order and sign to the model's.
+    """
+    starts = [(state.mixing, state.total_variance)]
+    n_components = state.start.n_components
+    if not first_block and _is_identifiable(X_centred, n_components):
+        mixing, total_variance, _ = _initial_parameters(
+            init, noise_variance, X_centred, n_components, state.start.spread_variance, rng
+        )
+        starts.append((match_components(mixing, state.mixing), total_variance))
+    return starts
 
 
 def _online_update(state, Y, n_rows, block_starts, draw_sets, source, settings, rng):
