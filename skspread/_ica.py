@@ -1,24 +1,17 @@
 """Spread-EM for deterministic and noisy linear ICA (Zhang et al., 2020, section 4.1)."""
 
-import warnings
 from numbers import Integral, Real
 
 import numpy as np
 from sklearn.base import _fit_context
-from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._base import BaseSpreadEstimator, atomic_fit, check_n_samples
-from ._ica_em import _fit_spread_em
-from ._ica_start import (
-    _auto_spread_scale,
-    _check_identifiable,
-    _initial_mixing,
-    _learned_noise_start,
-    _pca_noise_variance,
-)
+from ._ica_em import _fit_spread_em, _rank_deficiency_as_value_error, _warn_unless_converged
+from ._ica_online import _block_starts, _online_update, _OnlineState
+from ._ica_start import _auto_spread_scale, _fit_start, _start_noise_variance
 from ._ica_sampling import (
     _draw_sets,
     _importance_posterior,
@@ -134,7 +127,11 @@ class SpreadICA(BaseSpreadEstimator):
     spread_scale_ : float or None
         Standard deviation sigma of the spread (None without spread).
     n_iter_ : int
-        Number of EM map evaluations.
+        Number of EM map evaluations (summed over the blocks of
+        :meth:`partial_fit`).
+    n_samples_seen_ : int
+        Number of training samples: those of ``fit``, or of all blocks
+        given to :meth:`partial_fit` since it started.
     effective_sample_size_ : float
         Mean effective sample size 1 / sum_s w_s^2 of the importance weights
         in the last E-step (between 1 and ``n_importance_samples``); a
@@ -142,7 +139,8 @@ class SpreadICA(BaseSpreadEstimator):
         min(10, n_importance_samples / 10).
     loglike_ : list of float
         Mean spread log-likelihood of the training spread copies at each
-        EM evaluation (the importance draws are fixed, so these values
+        EM evaluation (of each block's, one block after the other, for
+        :meth:`partial_fit`) (the importance draws are fixed, so these values
         are comparable between iterations).
     n_features_in_ : int
         Number of features seen during fit.
@@ -277,7 +275,8 @@ class SpreadICA(BaseSpreadEstimator):
     def _auto_spread_std(self, X):
         """The spread 'auto' picks: small from FastICA's start, the paper's otherwise."""
         n_components = self.n_components or X.shape[1]
-        return _auto_spread_scale(X, n_components, self._start_noise_variance(X), self.init)
+        start_noise = _start_noise_variance(self.noise_variance, X, n_components)
+        return _auto_spread_scale(X, n_components, start_noise, self.init)
 
     @atomic_fit
     @_fit_context(prefer_skip_nested_validation=True)
@@ -299,7 +298,128 @@ class SpreadICA(BaseSpreadEstimator):
         X = validate_data(self, X, dtype=[np.float64, np.float32], ensure_min_samples=2)
         # float32 data is fitted in float64 and the fitted arrays stored in float32.
         dtype = X.dtype
-        X = X.astype(np.float64, copy=False)
+        start = self._start(X.astype(np.float64, copy=False))
+        Y = self._spread_copies(start.X_centred, start.spread, start.rng)
+        draw_sets = _draw_sets(len(Y), self.n_importance_samples, start.n_components, start.rng)
+        with _rank_deficiency_as_value_error():
+            result = _fit_spread_em(
+                Y,
+                start.mixing,
+                start.total_variance,
+                draw_sets,
+                self.source,
+                self.max_iter,
+                self.tol,
+                self.batch_size,
+                self.verbose,
+                noise=start.noise,
+                least_variance=start.least_variance,
+            )
+        _warn_unless_converged(result, start.spread, self)
+        self._store_model(start.mean, result.mixing, result.total_variance, start, dtype)
+        self.effective_sample_size_ = result.effective_sample_size
+        self.n_iter_ = len(result.loglike)
+        self.loglike_ = result.loglike
+        self.n_samples_seen_ = len(X)
+        # A fit starts afresh: partial_fit after it starts a new stream.
+        self.__dict__.pop("_online", None)
+        self._set_evaluation_seed(start.rng)
+        return self
+
+    @atomic_fit
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y=None):
+        """Update the model with a block of samples by online EM.
+
+        Online EM (Cappe and Moulines, 2009): the E-step's sufficient
+        statistics per row, s = (C, S, sum y^2) / N (paper eq 50, 51), are a
+        running stochastic approximation s_t = (1 - rho_t) s_{t-1} +
+        rho_t s(block_t; theta_t), with the step rho_t = n_t / (n_1 + ... +
+        n_t) for a block of n_t rows (1 / t for equal blocks), and the model
+        is the M-step on s_t (A = C S^-1, and the learned noise). The
+        block's statistics are taken at theta_t, the EM fixed point of the
+        block alone, found by the EM of :meth:`fit` (``max_iter``, ``tol``)
+        from the model so far or from a fit's start on the block (its
+        sources matched in order and sign to the model's), whichever is
+        more likely on the block: near the deterministic limit EM contracts
+        slowly (paper eq 43-45), and statistics taken at the model so far
+        would mostly restate it.
+
+        The first call starts as :meth:`fit` does, on its block (the mean,
+        the 'auto' spread, the initial mixing and noise); the spread, the
+        learned noise's floor and the seed of the fixed draws of
+        ``transform`` and ``score_samples`` stay those of the first block.
+        Each block gets fresh spread copies and importance draws from the
+        stream of ``random_state``, so that their Monte Carlo error averages
+        over the blocks. ``mean_`` is the mean of all samples seen. Blocks
+        should have many more rows than n_components: each is fitted on
+        its own. The fitted dtype is that of the first block. :meth:`fit`
+        starts afresh, and ``partial_fit`` after :meth:`fit` starts a new
+        stream. Memory is O(block) and the state O(D K).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            A block of training data (at least 2 rows, and more than
+            n_components in the first block).
+        y : Ignored
+            Not used, present for API consistency by convention.
+
+        Returns
+        -------
+        self : SpreadICA
+            The estimator updated with the block.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from skspread import SpreadICA
+        >>> from skspread.datasets import make_ica
+        >>> from skspread.metrics import mixing_error
+        >>> data = make_ica(4000, n_features=4, n_components=2, random_state=0)
+        >>> ica = SpreadICA(n_components=2, n_importance_samples=200, random_state=0)
+        >>> for block in np.array_split(data.data, 4):
+        ...     ica = ica.partial_fit(block)
+        >>> ica.n_samples_seen_
+        4000
+        >>> mixing_error(ica.mixing_, data.mixing) < 0.1
+        True
+        """
+        first_block = not hasattr(self, "_online")
+        X = validate_data(
+            self, X, reset=first_block, dtype=[np.float64, np.float32], ensure_min_samples=2
+        )
+        if first_block:
+            dtype = X.dtype
+            start = self._start(X.astype(np.float64, copy=False))
+            self._set_evaluation_seed(start.rng)
+            state = _OnlineState.first(start, len(X))
+        else:
+            dtype = self.mixing_.dtype
+            state = self._online.with_mean_of(X.astype(np.float64, copy=False))
+        X_centred = X.astype(np.float64, copy=False) - state.mean
+        rng = state.random_state()
+        Y = self._spread_copies(X_centred, state.start.spread, rng)
+        draw_sets = _draw_sets(len(Y), self.n_importance_samples, state.start.n_components, rng)
+        block_starts = _block_starts(
+            state, first_block, X_centred, self.init, self.noise_variance, rng
+        )
+        settings = (self.max_iter, self.tol, self.batch_size, self.verbose)
+        with _rank_deficiency_as_value_error():
+            state, result = _online_update(
+                state, Y, len(X), block_starts, draw_sets, self.source, settings, rng
+            )
+        _warn_unless_converged(result, state.start.spread, self)
+        self._store_model(state.mean, state.mixing, state.total_variance, state.start, dtype)
+        self.effective_sample_size_ = result.effective_sample_size
+        self.n_iter_ = (0 if first_block else self.n_iter_) + len(result.loglike)
+        self.loglike_ = ([] if first_block else self.loglike_) + result.loglike
+        self.n_samples_seen_ = state.n_samples_seen
+        self._online = state
+        return self
+
+    def _start(self, X):
+        """The start of a fit on ``X`` (float64): checks, mean, spread, mixing, noise, seed."""
         n_samples, n_features = X.shape
         n_components = n_features if self.n_components is None else self.n_components
         if n_components > n_features:
@@ -307,109 +427,32 @@ class SpreadICA(BaseSpreadEstimator):
                 f"n_components={n_components} must be <= n_features={n_features}: "
                 "SpreadICA needs at least as many observed dimensions as sources."
             )
-        mean = X.mean(axis=0)
-        X_centred = X - mean
-        _check_identifiable(X_centred, n_components)
         spread = self._resolve_spread(X, self.noise_variance)
-        spread_variance = 0.0 if spread is None else spread.variance
-        noise = self.noise_variance if isinstance(self.noise_variance, str) else "fixed"
-        start_noise = self._start_noise_variance(X)
+        return _fit_start(
+            X, n_components, spread, self.init, self.noise_variance, self.random_state
+        )
 
-        rng = check_random_state(self.random_state)
-        mixing = _initial_mixing(self.init, X_centred, n_components, start_noise, rng)
-        if noise == "fixed":
-            total_variance = self.noise_variance + spread_variance
-            least_variance = 0.0
-        else:
-            total_variance, least_variance = _learned_noise_start(
-                X_centred, mixing, noise, spread_variance
-            )
+    def _spread_copies(self, X_centred, spread, rng):
+        """The ``n_spread_samples`` spread copies of each row (the rows without spread)."""
         if spread is None:
-            Y = X_centred
-        else:
-            Y = np.repeat(X_centred, self.n_spread_samples, axis=0)
-            Y += spread.noise(Y.shape, rng)
-        draw_sets = _draw_sets(len(Y), self.n_importance_samples, n_components, rng)
-        try:
-            result = _fit_spread_em(
-                Y,
-                mixing,
-                total_variance,
-                draw_sets,
-                self.source,
-                self.max_iter,
-                self.tol,
-                self.batch_size,
-                self.verbose,
-                noise=noise,
-                least_variance=least_variance,
-            )
-        except np.linalg.LinAlgError as error:
-            raise ValueError(
-                "The mixing matrix became rank deficient during EM: the data may "
-                "have fewer than n_components independent directions. Reduce "
-                "n_components or use another init."
-            ) from error
-        mixing, effective_sample_size = result.mixing, result.effective_sample_size
-        self._warn_unless_converged(result, spread)
-        if effective_sample_size < min(10.0, self.n_importance_samples / 10):
-            warnings.warn(
-                f"The importance sampler is degenerate: its mean effective sample "
-                f"size was {effective_sample_size:.1f} of n_importance_samples="
-                f"{self.n_importance_samples}, so the E-step moments, and the mixing "
-                "matrix, are biased. The proposal is too wide for the posterior "
-                "in too many directions (tau^2 (A^T A)^-1 is not small next to "
-                "1): reduce spread_scale or increase n_importance_samples.",
-                ConvergenceWarning,
-            )
+            return X_centred
+        Y = np.repeat(X_centred, self.n_spread_samples, axis=0)
+        Y += spread.noise(Y.shape, rng)
+        return Y
+
+    def _store_model(self, mean, mixing, total_variance, start, dtype):
+        """Set the fitted model's attributes, its arrays in ``dtype``."""
         self.mean_ = mean.astype(dtype, copy=False)
         self.mixing_ = mixing.astype(dtype, copy=False)
-        self.effective_sample_size_ = effective_sample_size
         self.components_ = np.linalg.pinv(mixing).astype(dtype, copy=False)
-        if noise == "fixed":
+        if start.noise == "fixed":
             self.noise_variance_ = float(self.noise_variance)
-        elif noise == "isotropic":
-            self.noise_variance_ = max(result.total_variance - spread_variance, 0.0)
+        elif start.noise == "isotropic":
+            self.noise_variance_ = max(float(total_variance) - start.spread_variance, 0.0)
         else:
-            noise_variance = np.maximum(result.total_variance - spread_variance, 0.0)
+            noise_variance = np.maximum(total_variance - start.spread_variance, 0.0)
             self.noise_variance_ = noise_variance.astype(dtype)
-        self._store_spread(spread)
-        self.n_iter_ = len(result.loglike)
-        self.loglike_ = result.loglike
-        self._set_evaluation_seed(rng)
-        return self
-
-    def _start_noise_variance(self, X):
-        """gamma^2 for the start and for 'auto': the given one, or a PCA estimate."""
-        if isinstance(self.noise_variance, str):
-            return _pca_noise_variance(X, self.n_components or X.shape[1])
-        return float(self.noise_variance)
-
-    def _warn_unless_converged(self, result, spread):
-        """ConvergenceWarning for a stalled (frozen) EM or one stopped at max_iter."""
-        if result.stalled:
-            cause = (
-                "Without spread and with little model noise, EM cannot move "
-                "(paper eq 43-45): use spread='gaussian'."
-                if spread is None
-                else "Increase spread_scale (a wider spread speeds EM up) or max_iter."
-            )
-            warnings.warn(
-                f"SpreadICA's EM is frozen: after {len(result.loglike)} iterations its "
-                f"steps are below tol={self.tol} but keep their direction, contracting "
-                f"at rate {result.rate:.5f}, so the mixing matrix is not near a maximum "
-                f"of the likelihood. {cause}",
-                ConvergenceWarning,
-            )
-        elif not result.converged:
-            warnings.warn(
-                f"SpreadICA did not converge: after max_iter={self.max_iter} EM "
-                f"iterations the mixing matrix is still more than tol={self.tol} "
-                "(relative) from the EM fixed point. Increase max_iter or tol; with "
-                "spread=None and a small noise_variance, EM is known to stall (use "
-                "a spread).",
-                ConvergenceWarning,
-            )
+        self._store_spread(start.spread)
 
     def _evaluation_draws(self):
         """Spread offsets (S_y, D) and importance draws (S_z, K), fixed at fit."""

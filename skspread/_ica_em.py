@@ -1,8 +1,11 @@
 """The EM solver of SpreadICA: the EM map (paper eq 43, 50, 51) iterated with SQUAREM."""
 
+import warnings
+from contextlib import contextmanager
 from typing import NamedTuple
 
 import numpy as np
+from sklearn.exceptions import ConvergenceWarning
 
 from ._ica_sampling import _importance_posterior, _Proposal, _whitened
 from ._squarem import relative_change, squarem
@@ -10,6 +13,32 @@ from ._squarem import relative_change, squarem
 
 # Relative rounding error of an EM step: its moments come from float32 weights.
 _E_STEP_RESOLUTION = 1e-6
+
+
+class _Statistics(NamedTuple):
+    """The E-step's sufficient statistics of a set of rows, summed over the rows.
+
+    ``cross`` is C = sum_n y_n E[z | y_n]^T (D, K), ``second_moment`` is
+    S = sum_n E[z z^T | y_n] (K, K) and ``squares`` is sum_n y_n^2 per
+    feature (D,): all the M-step needs (paper eq 50, 51). The
+    log-likelihood (with the whitening's log-Jacobian) and the effective
+    sample size are summed over the rows too, for the diagnostics. Online
+    EM averages these between blocks (see ``_ica_online``).
+    """
+
+    n_rows: float
+    cross: np.ndarray
+    second_moment: np.ndarray
+    squares: np.ndarray
+    log_likelihood: float
+    effective_sample_size: float
+
+    def scaled(self, factor):
+        """Every statistic times ``factor`` (a weight of stochastic approximation)."""
+        return _Statistics(*(factor * value for value in self))
+
+    def __add__(self, other):
+        return _Statistics(*(mine + theirs for mine, theirs in zip(self, other)))
 
 
 class _EMStep(NamedTuple):
@@ -26,16 +55,14 @@ class _EMStep(NamedTuple):
     effective_sample_size: float
 
 
-def _em_step(Y, mixing, total_variance, draw_sets, source, batch_size):
-    """One EM map (A, Psi) -> (A_new, Psi_new) (paper eq 43, 50, 51), log-likelihood and ESS.
+def _e_step(Y, mixing, total_variance, draw_sets, source, batch_size):
+    """The E-step's sufficient statistics of the rows of ``Y`` at (A, Psi) (paper eq 50-56).
 
     ``total_variance`` is tau^2 = sigma^2 + gamma^2, a scalar or one per
     feature (then y and A are whitened by it, so the sampler stays
     isotropic). ``draw_sets`` pairs groups of rows with their importance
-    draws (see ``_draw_sets``). The M-step A_new = C S^-1, with
-    C = sum y E[z|y]^T and S = sum E[z z^T|y], uses the importance-sampled
-    moments in float32, accumulated in float64, and gives the total noise
-    E|y - A_new z|^2 / N per feature from the same moments.
+    draws (see ``_draw_sets``). The importance-sampled moments are computed
+    in float32 and accumulated in float64.
     """
     Y_whitened, mixing_whitened, proposal_variance, log_jacobian = _whitened(
         Y, mixing, total_variance
@@ -54,15 +81,66 @@ def _em_step(Y, mixing, total_variance, draw_sets, source, batch_size):
         second_moment += group_second
         log_likelihood += float(np.sum(log_marginal))
         effective_sample_size += group_ess * len(log_marginal)
-    new_mixing = np.linalg.solve(second_moment, cross.T).T
-    n_rows = len(Y)
-    residual = np.einsum("ij,ij->j", Y, Y) - np.einsum("ij,ij->i", new_mixing, cross)
+    return _Statistics(
+        float(len(Y)),
+        cross,
+        second_moment,
+        np.einsum("ij,ij->j", Y, Y),
+        log_likelihood + len(Y) * log_jacobian,
+        effective_sample_size,
+    )
+
+
+def _m_step(statistics):
+    """The M-step (paper eq 43, 51): A_new = C S^-1 and the per-feature total noise.
+
+    The total noise E|y - A_new z|^2 / N per feature comes from the same
+    statistics: (sum_n y_nd^2 - sum_k A_new[d, k] C[d, k]) / N.
+    """
+    new_mixing = np.linalg.solve(statistics.second_moment, statistics.cross.T).T
+    residual = statistics.squares - np.einsum("ij,ij->i", new_mixing, statistics.cross)
+    return new_mixing, residual / statistics.n_rows
+
+
+def _em_step(Y, mixing, total_variance, draw_sets, source, batch_size):
+    """One EM map (A, Psi) -> (A_new, Psi_new) (paper eq 43, 50, 51), log-likelihood and ESS.
+
+    The E-step (``_e_step``) at (A, Psi) followed by the M-step (``_m_step``);
+    the log-likelihood and the effective sample size are the E-step's means
+    over the rows.
+    """
+    statistics = _e_step(Y, mixing, total_variance, draw_sets, source, batch_size)
+    new_mixing, new_total_variance = _m_step(statistics)
     return _EMStep(
         new_mixing,
-        residual / n_rows,
-        log_likelihood / n_rows + log_jacobian,
-        effective_sample_size / n_rows,
+        new_total_variance,
+        statistics.log_likelihood / statistics.n_rows,
+        statistics.effective_sample_size / statistics.n_rows,
     )
+
+
+def _learned_total_variance(total_variance, noise, least_variance):
+    """The M-step's per-feature total variance as a learned noise keeps it.
+
+    'isotropic' takes its mean over the features, 'diagonal' keeps it; both
+    are raised to ``least_variance`` (gamma^2 = Psi - sigma^2 is not negative).
+    """
+    if noise == "isotropic":
+        total_variance = float(np.mean(total_variance))
+    return np.maximum(total_variance, least_variance)
+
+
+@contextmanager
+def _rank_deficiency_as_value_error():
+    """Turn a singular M-step (a rank-deficient mixing matrix) into a ValueError that says why."""
+    try:
+        yield
+    except np.linalg.LinAlgError as error:
+        raise ValueError(
+            "The mixing matrix became rank deficient during EM: the data may "
+            "have fewer than n_components independent directions. Reduce "
+            "n_components or use another init."
+        ) from error
 
 
 class _EMResult(NamedTuple):
@@ -126,10 +204,7 @@ def _fit_spread_em(
     def em_map(x):
         A, variance = unpack(x)
         step = _em_step(Y, A, variance, draw_sets, source, batch_size)
-        new_variance = step.total_variance
-        if noise == "isotropic":
-            new_variance = float(np.mean(new_variance))
-        new_variance = np.maximum(new_variance, least_variance)
+        new_variance = _learned_total_variance(step.total_variance, noise, least_variance)
         loglike.append(step.log_likelihood)
         effective_sample_size.append(step.effective_sample_size)
         if verbose:
@@ -157,3 +232,46 @@ def _fit_spread_em(
         result.stalled,
         result.rate,
     )
+
+
+def _warn_unless_converged(result, spread, estimator):
+    """ConvergenceWarning for a stalled (frozen) EM, one stopped at max_iter, or a degenerate sampler.
+
+    ``result`` is an ``_EMResult``; ``estimator`` gives ``tol``, ``max_iter``
+    and ``n_importance_samples``.
+    """
+    tol, max_iter = estimator.tol, estimator.max_iter
+    if result.stalled:
+        cause = (
+            "Without spread and with little model noise, EM cannot move "
+            "(paper eq 43-45): use spread='gaussian'."
+            if spread is None
+            else "Increase spread_scale (a wider spread speeds EM up) or max_iter."
+        )
+        warnings.warn(
+            f"SpreadICA's EM is frozen: after {len(result.loglike)} iterations its "
+            f"steps are below tol={tol} but keep their direction, contracting "
+            f"at rate {result.rate:.5f}, so the mixing matrix is not near a maximum "
+            f"of the likelihood. {cause}",
+            ConvergenceWarning,
+        )
+    elif not result.converged:
+        warnings.warn(
+            f"SpreadICA did not converge: after max_iter={max_iter} EM "
+            f"iterations the mixing matrix is still more than tol={tol} "
+            "(relative) from the EM fixed point. Increase max_iter or tol; with "
+            "spread=None and a small noise_variance, EM is known to stall (use "
+            "a spread).",
+            ConvergenceWarning,
+        )
+    n_draws, effective_sample_size = estimator.n_importance_samples, result.effective_sample_size
+    if effective_sample_size < min(10.0, n_draws / 10):
+        warnings.warn(
+            f"The importance sampler is degenerate: its mean effective sample "
+            f"size was {effective_sample_size:.1f} of n_importance_samples="
+            f"{n_draws}, so the E-step moments, and the mixing "
+            "matrix, are biased. The proposal is too wide for the posterior "
+            "in too many directions (tau^2 (A^T A)^-1 is not small next to "
+            "1): reduce spread_scale or increase n_importance_samples.",
+            ConvergenceWarning,
+        )

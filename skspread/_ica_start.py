@@ -2,16 +2,64 @@
 
 import math
 import warnings
+from typing import NamedTuple
 
 import numpy as np
 from sklearn.decomposition import FastICA
 from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils import check_random_state
 
 # From the FastICA start the spread adds at most this share of the weakest
 # source's variance to its posterior (see _auto_spread_scale).
 _REFINING_SPREAD_SHARE = 0.02
 # The least spread 'auto' picks, as a share of the RMS feature standard deviation.
 _SPREAD_FLOOR_SHARE = 0.001
+
+
+class _FitStart(NamedTuple):
+    """What a SpreadICA fit starts from, and what online EM keeps for every block.
+
+    ``X_centred`` is the data minus ``mean``; ``noise`` is 'fixed',
+    'isotropic' or 'diagonal'; ``total_variance`` tau^2 = sigma^2 + gamma^2
+    starts the EM and ``least_variance`` is a learned one's floor; ``rng``
+    has drawn the start and draws the spread copies and importance draws.
+    """
+
+    mean: np.ndarray
+    X_centred: np.ndarray
+    n_components: int
+    spread: object
+    spread_variance: float
+    noise: str
+    mixing: np.ndarray
+    total_variance: object
+    least_variance: float
+    rng: np.random.RandomState
+
+
+def _fit_start(X, n_components, spread, init, noise_variance, random_state):
+    """The ``_FitStart`` of a fit on ``X`` (float64) with the resolved ``spread``."""
+    mean = X.mean(axis=0)
+    X_centred = X - mean
+    _check_identifiable(X_centred, n_components)
+    spread_variance = 0.0 if spread is None else spread.variance
+    rng = check_random_state(random_state)
+    mixing, total_variance, least_variance = _initial_parameters(
+        init, noise_variance, X_centred, n_components, spread_variance, rng
+    )
+    noise = noise_variance if isinstance(noise_variance, str) else "fixed"
+    return _FitStart(
+        mean,
+        X_centred,
+        n_components,
+        spread,
+        spread_variance,
+        noise,
+        mixing,
+        total_variance,
+        least_variance,
+        rng,
+    )
 
 
 def _auto_spread_scale(X, n_components, noise_variance, init):
@@ -65,6 +113,15 @@ def _check_identifiable(X_centred, n_components):
         )
 
 
+def _is_identifiable(X_centred, n_components):
+    """Whether ``_check_identifiable`` accepts the data (a block can then have its own start)."""
+    try:
+        _check_identifiable(X_centred, n_components)
+    except ValueError:
+        return False
+    return True
+
+
 def _initial_mixing(init, X_centred, n_components, noise_variance, random_state):
     """Starting mixing matrix (D, K), scaled for unit-variance sources."""
     n_samples, n_features = X_centred.shape
@@ -105,6 +162,25 @@ def _initial_mixing(init, X_centred, n_components, noise_variance, random_state)
     rotation = random_state.standard_normal((n_features, n_components))
     rotation /= np.linalg.norm(rotation, axis=0)
     return rotation * np.sqrt(signal)
+
+
+def _start_noise_variance(noise_variance, X, n_components):
+    """gamma^2 for the start and for 'auto': the given one, or a PCA estimate if learned."""
+    if isinstance(noise_variance, str):
+        return _pca_noise_variance(X, n_components)
+    return float(noise_variance)
+
+
+def _initial_parameters(init, noise_variance, X_centred, n_components, spread_variance, rng):
+    """The start's mixing matrix, total noise variance tau^2 and its floor (learned noise)."""
+    start_noise = _start_noise_variance(noise_variance, X_centred, n_components)
+    mixing = _initial_mixing(init, X_centred, n_components, start_noise, rng)
+    if not isinstance(noise_variance, str):
+        return mixing, noise_variance + spread_variance, 0.0
+    total_variance, least_variance = _learned_noise_start(
+        X_centred, mixing, noise_variance, spread_variance
+    )
+    return mixing, total_variance, least_variance
 
 
 def _pca_noise_variance(X, n_components):

@@ -1,0 +1,153 @@
+"""Online EM of SpreadICA.partial_fit: stochastic approximation of the E-step's statistics.
+
+Online EM (Cappe and Moulines, 2009) keeps a running average of the
+E-step's sufficient statistics per row, s = (C, S, sum y^2) / N (paper eq
+50, 51), and takes the M-step on it: block t, of n_t rows, moves it by the
+step rho_t = n_t / (n_1 + ... + n_t) (the schedule rho_t = 1 / t for
+blocks of equal size, kappa = 1),
+s_t = (1 - rho_t) s_{t-1} + rho_t s(block_t; theta_t), rho_1 = 1, so that
+s_t weighs every row seen alike.
+
+The block's statistics are taken at theta_t, the EM fixed point of the
+block alone (the fit's SQUAREM-accelerated EM on the block), not at the
+running theta. Near the deterministic limit the EM map contracts slowly
+(paper eq 43-45): statistics taken at a theta mostly restate that theta,
+so plain online EM, one E-step per block at the running theta, kept the
+start's error. To first order in the blocks' spread around the
+full-data fixed point, the M-step of the averaged fixed-point statistics
+is the average of the blocks' fixed points, which is that point. The
+block's EM starts from the running theta or from a fit's start on the
+block (its sources matched to the running ones), whichever has the
+higher spread log-likelihood on the block: a warm start alone barely
+moves, and a block's own start can fail (FastICA on one block).
+"""
+
+from typing import NamedTuple
+
+import numpy as np
+
+from ._ica_em import _e_step, _fit_spread_em, _learned_total_variance, _m_step
+from ._ica_start import _FitStart, _initial_parameters, _is_identifiable
+from .metrics import match_components
+
+
+class _OnlineState(NamedTuple):
+    """What partial_fit keeps between blocks: the start, the mean, the statistics, theta.
+
+    ``start`` is the first block's ``_FitStart`` without its data and
+    generator (the spread, the kind of noise and its floor stay fixed);
+    ``statistics`` are the running per-row statistics (None before the
+    first block's update); ``rng_state`` continues the stream of spread
+    copies and importance draws, so that a pickled state resumes it.
+    """
+
+    start: _FitStart
+    mean: np.ndarray
+    n_samples_seen: int
+    n_blocks: int
+    statistics: object
+    mixing: np.ndarray
+    total_variance: object
+    rng_state: tuple
+
+    @classmethod
+    def first(cls, start, n_samples):
+        """The state before the first block's update, from the fit's start on it."""
+        return cls(
+            start._replace(X_centred=None, rng=None),
+            start.mean,
+            n_samples,
+            0,
+            None,
+            start.mixing,
+            start.total_variance,
+            start.rng.get_state(),
+        )
+
+    def with_mean_of(self, X):
+        """The state with the block X counted in the running mean (a new state)."""
+        n_seen = self.n_samples_seen + len(X)
+        mean = self.mean + (X.mean(axis=0) - self.mean) * (len(X) / n_seen)
+        return self._replace(mean=mean, n_samples_seen=n_seen)
+
+    def random_state(self):
+        """A generator that continues the stream where the last block left it."""
+        rng = np.random.RandomState()
+        rng.set_state(self.rng_state)
+        return rng
+
+
+def step_size(n_rows, n_samples_seen):
+    """rho_t = n_t / (n_1 + ... + n_t): a block of ``n_rows`` rows, ``n_samples_seen`` with it."""
+    return n_rows / n_samples_seen
+
+
+def _block_starts(state, first_block, X_centred, init, noise_variance, rng):
+    """The (mixing, total variance) pairs a block's EM may start from.
+
+    The first block starts as fit does (``state`` holds that start); a later
+    one from the model so far and, when the block is identifiable, from a
+    fit's start on it, its sources matched in order and sign to the model's.
+    """
+    starts = [(state.mixing, state.total_variance)]
+    n_components = state.start.n_components
+    if not first_block and _is_identifiable(X_centred, n_components):
+        mixing, total_variance, _ = _initial_parameters(
+            init, noise_variance, X_centred, n_components, state.start.spread_variance, rng
+        )
+        starts.append((match_components(mixing, state.mixing), total_variance))
+    return starts
+
+
+def _online_update(state, Y, n_rows, block_starts, draw_sets, source, settings, rng):
+    """The state after a block of ``n_rows`` rows, and the block's EM run.
+
+    ``Y`` are the spread copies of the block's rows, centred by the running
+    mean; ``block_starts`` are the (mixing, total variance) pairs its EM may
+    start from: the one with the highest spread log-likelihood on the block;
+    ``draw_sets`` are the block's importance draws and ``rng`` the generator
+    that drew them and Y's spread (its state is kept for the next block);
+    ``settings`` are the estimator's (max_iter, tol, batch_size, verbose).
+    """
+    start = state.start
+    max_iter, tol, batch_size, verbose = settings
+    if len(block_starts) > 1:
+        block_starts = [
+            max(
+                block_starts,
+                key=lambda start: _e_step(
+                    Y, *start, draw_sets, source, batch_size
+                ).log_likelihood,
+            )
+        ]
+    result = _fit_spread_em(
+        Y,
+        *block_starts[0],
+        draw_sets,
+        source,
+        max_iter,
+        tol,
+        batch_size,
+        verbose,
+        noise=start.noise,
+        least_variance=start.least_variance,
+    )
+    block = _e_step(Y, result.mixing, result.total_variance, draw_sets, source, batch_size)
+    per_row = block.scaled(1.0 / block.n_rows)
+    rho = step_size(n_rows, state.n_samples_seen)
+    if state.statistics is not None:
+        per_row = state.statistics.scaled(1.0 - rho) + per_row.scaled(rho)
+    mixing, feature_variance = _m_step(per_row)
+    total_variance = state.total_variance
+    if start.noise != "fixed":
+        total_variance = _learned_total_variance(
+            feature_variance, start.noise, start.least_variance
+        )
+    new_state = state._replace(
+        n_blocks=state.n_blocks + 1,
+        statistics=per_row,
+        mixing=mixing,
+        total_variance=total_variance,
+        rng_state=rng.get_state(),
+    )
+    return new_state, result
