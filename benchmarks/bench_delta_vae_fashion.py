@@ -40,7 +40,7 @@ from bench_delta_vae_mnist import (
 
 from skspread import DeltaVAE
 from skspread.datasets import load_fashion_mnist
-from skspread.deep._device import resolve_device
+from skspread._testing import resolve_device
 from skspread.metrics import frechet_distance
 
 

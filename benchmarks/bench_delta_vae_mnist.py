@@ -41,7 +41,7 @@ from torch import nn
 
 from skspread import DeltaVAE
 from skspread.datasets import load_mnist
-from skspread.deep._device import resolve_device
+from skspread._testing import resolve_device
 from skspread.metrics import frechet_distance
 
 HERE = Path(__file__).resolve().parent

@@ -10,7 +10,7 @@ from skspread.spread import GaussianSpread, LaplaceSpread
 
 torch = pytest.importorskip("torch")
 
-from skspread.deep._trainer import Trainer  # noqa: E402
+from skspread._testing import Trainer  # noqa: E402
 
 TINY = dict(n_components=2, hidden_layer_sizes=(8,), n_epochs=2, batch_size=16, device="cpu")
 

@@ -18,9 +18,7 @@ from skspread import DeltaVAE
 
 torch = pytest.importorskip("torch")
 
-from skspread.deep._networks import ResidualMap  # noqa: E402
-from skspread.deep._spread import SpreadModule  # noqa: E402
-from skspread.deep._trainer import Trainer  # noqa: E402
+from skspread._testing import ResidualMap, SpreadModule, Trainer  # noqa: E402
 from skspread.spread import GaussianSpread, LaplaceSpread  # noqa: E402
 
 CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from skspread import SpreadFactorAnalysis
-from skspread import _factor_analysis
+from skspread._testing import factor_analysis_module
 from skspread.spread import GaussianSpread
 
 SCALES = [1e-6, 1e-3, 1e3, 1e6]
@@ -61,7 +61,7 @@ def test_factor_analysis_refit_that_is_interrupted_keeps_the_previous_fit(monkey
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(_factor_analysis, "_fit_diagonal", interrupted)
+    monkeypatch.setattr(factor_analysis_module, "_fit_diagonal", interrupted)
     with pytest.raises(KeyboardInterrupt):
         model.fit(X[:, :5] + 100.0)
     assert model.n_features_in_ == 6

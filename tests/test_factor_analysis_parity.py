@@ -15,7 +15,7 @@ from sklearn.decomposition import FactorAnalysis
 from sklearn.exceptions import ConvergenceWarning
 
 from skspread import SpreadFactorAnalysis
-from skspread._factor_analysis_solvers import _rotate
+from skspread._testing import rotate as _rotate
 
 TIGHT = dict(tol=1e-13, max_iter=100_000)
 

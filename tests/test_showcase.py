@@ -9,8 +9,8 @@ import sys
 
 import pytest
 
-from skspread.__main__ import main
-from skspread._showcase import LINE_NORM, LINE_NOISE_VARIANCE, QUICK
+from skspread._testing import LINE_NOISE_VARIANCE, LINE_NORM, QUICK
+from skspread._testing import showcase_main as main
 
 HAS_TORCH = importlib.util.find_spec("torch") is not None
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -147,7 +147,7 @@ def test_showcase_without_deep_part_notes_the_skip(tmp_path):
 def test_image_grid_tiles_and_pads():
     import numpy as np
 
-    from skspread._showcase import image_grid
+    from skspread._testing import image_grid
 
     grid = image_grid(np.zeros((3, 2, 2)), n_columns=2, pad=1, zoom=1)
     assert grid.shape == (2 * 3 + 1, 2 * 3 + 1)
