@@ -19,12 +19,12 @@ from ._ica_sampling import (
     _standard_normal_draws,
     _whitened,
 )
-from ._sources import sample_sources
+from ._source_density import sample_prior
 from .spread import GaussianSpread
 
 __all__ = ["SpreadICA"]
 
-_ICA_SOURCES = ("laplace", "logistic")
+_ICA_SOURCES = ("adaptive", "laplace", "logistic")
 
 
 class SpreadICA(BaseSpreadEstimator):
@@ -46,8 +46,9 @@ class SpreadICA(BaseSpreadEstimator):
     ----------
     n_components : int, default=None
         Number of sources K; None means K = n_features.
-    source : {'laplace', 'logistic'}, default='laplace'
-        Density of the sources, both super-Gaussian with unit variance.
+    source : {'laplace', 'logistic', 'adaptive'}, default='laplace'
+        Density of the sources: fixed super-Gaussian priors, or 'adaptive',
+        each source's density learned in EM (``fit`` only; see user guide).
     spread : {'gaussian'}, GaussianSpread or None, default='gaussian'
         Spread noise. Only Gaussian spread keeps y | z Gaussian, with
         variance tau^2 = gamma^2 + sigma^2, which the importance sampler
@@ -129,6 +130,8 @@ class SpreadICA(BaseSpreadEstimator):
     n_iter_ : int
         Number of EM map evaluations (summed over the blocks of
         :meth:`partial_fit`).
+    source_density_ : MixtureSourceDensity or None
+        The learned densities ('adaptive'), with ``log_density`` and ``sample``.
     n_samples_seen_ : int
         Number of training samples: those of ``fit``, or of all blocks
         given to :meth:`partial_fit` since it started.
@@ -302,7 +305,7 @@ class SpreadICA(BaseSpreadEstimator):
         Y = self._spread_copies(start.X_centred, start.spread, start.rng)
         draw_sets = _draw_sets(len(Y), self.n_importance_samples, start.n_components, start.rng)
         with _rank_deficiency_as_value_error():
-            result = _fit_spread_em(
+            run = _fit_spread_em(
                 Y,
                 start.mixing,
                 start.total_variance,
@@ -315,11 +318,11 @@ class SpreadICA(BaseSpreadEstimator):
                 noise=start.noise,
                 least_variance=start.least_variance,
             )
-        _warn_unless_converged(result, start.spread, self)
-        self._store_model(start.mean, result.mixing, result.total_variance, start, dtype)
-        self.effective_sample_size_ = result.effective_sample_size
-        self.n_iter_ = len(result.loglike)
-        self.loglike_ = result.loglike
+        _warn_unless_converged(run, start.spread, self)
+        self._store_model(start.mean, run.mixing, run.total_variance, start, dtype, run.prior)
+        self.effective_sample_size_ = run.effective_sample_size
+        self.n_iter_ = len(run.loglike)
+        self.loglike_ = run.loglike
         self.n_samples_seen_ = len(X)
         # A fit starts afresh: partial_fit after it starts a new stream.
         self.__dict__.pop("_online", None)
@@ -440,8 +443,10 @@ class SpreadICA(BaseSpreadEstimator):
         Y += spread.noise(Y.shape, rng)
         return Y
 
-    def _store_model(self, mean, mixing, total_variance, start, dtype):
-        """Set the fitted model's attributes, its arrays in ``dtype``."""
+    def _store_model(self, mean, mixing, total_variance, start, dtype, prior=None):
+        """Set the fitted model's attributes, its arrays in ``dtype`` (``prior``: fit's)."""
+        self._prior = self.source if prior is None else prior  # a name or a learned density
+        self.source_density_ = None if isinstance(self._prior, str) else self._prior
         self.mean_ = mean.astype(dtype, copy=False)
         self.mixing_ = mixing.astype(dtype, copy=False)
         self.components_ = np.linalg.pinv(mixing).astype(dtype, copy=False)
@@ -491,7 +496,7 @@ class SpreadICA(BaseSpreadEstimator):
             X_centred, self.mixing_.astype(np.float64), noise_variance[()]
         )
         _, posterior_mean, _, _ = _importance_posterior(
-            Y, _Proposal(mixing, variance), eps, self.source, self.batch_size, np.float64
+            Y, _Proposal(mixing, variance), eps, self._prior, self.batch_size, np.float64
         )
         return posterior_mean.astype(dtype, copy=False)
 
@@ -529,7 +534,7 @@ class SpreadICA(BaseSpreadEstimator):
         n_samples = check_n_samples(n_samples)
         rng = check_random_state(random_state)
         n_features, n_components = self.mixing_.shape
-        X = sample_sources(self.source, (n_samples, n_components), rng) @ self.mixing_.T.astype(
+        X = sample_prior(self._prior, n_samples, n_components, rng) @ self.mixing_.T.astype(
             np.float64
         )
         X += np.sqrt(self.noise_variance_) * rng.standard_normal(X.shape)
@@ -569,7 +574,7 @@ class SpreadICA(BaseSpreadEstimator):
                 Y + offset,
                 proposal,
                 eps,
-                self.source,
+                self._prior,
                 self.batch_size,
                 np.float64,
                 moments=False,

@@ -8,6 +8,7 @@ import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 
 from ._ica_sampling import _importance_posterior, _Proposal, _whitened
+from ._source_density import STATE_WEIGHT, MixtureSourceDensity, start_density, update_density
 from ._squarem import relative_change, squarem
 
 
@@ -32,6 +33,8 @@ class _Statistics(NamedTuple):
     squares: np.ndarray
     log_likelihood: float
     effective_sample_size: float
+    # A learned density's weighted histogram of the posterior draws (0.0 for a fixed prior).
+    histogram: object = 0.0
 
     def scaled(self, factor):
         """Every statistic times ``factor`` (a weight of stochastic approximation)."""
@@ -53,6 +56,7 @@ class _EMStep(NamedTuple):
     total_variance: np.ndarray
     log_likelihood: float
     effective_sample_size: float
+    histogram: object
 
 
 def _e_step(Y, mixing, total_variance, draw_sets, source, batch_size):
@@ -68,6 +72,7 @@ def _e_step(Y, mixing, total_variance, draw_sets, source, batch_size):
         Y, mixing, total_variance
     )
     proposal = _Proposal(mixing_whitened, proposal_variance)
+    histogram = None if isinstance(source, str) else source.empty_histogram()
     n_components = mixing.shape[1]
     cross = np.zeros((Y.shape[1], n_components))
     second_moment = np.zeros((n_components, n_components))
@@ -75,7 +80,7 @@ def _e_step(Y, mixing, total_variance, draw_sets, source, batch_size):
     effective_sample_size = 0.0
     for rows, eps in draw_sets:
         log_marginal, posterior_mean, group_second, group_ess = _importance_posterior(
-            Y_whitened[rows], proposal, eps, source, batch_size, np.float32
+            Y_whitened[rows], proposal, eps, source, batch_size, np.float32, histogram=histogram
         )
         cross += Y[rows].T @ posterior_mean
         second_moment += group_second
@@ -88,6 +93,7 @@ def _e_step(Y, mixing, total_variance, draw_sets, source, batch_size):
         np.einsum("ij,ij->j", Y, Y),
         log_likelihood + len(Y) * log_jacobian,
         effective_sample_size,
+        0.0 if histogram is None else histogram,
     )
 
 
@@ -116,6 +122,7 @@ def _em_step(Y, mixing, total_variance, draw_sets, source, batch_size):
         new_total_variance,
         statistics.log_likelihood / statistics.n_rows,
         statistics.effective_sample_size / statistics.n_rows,
+        statistics.histogram,
     )
 
 
@@ -148,6 +155,7 @@ class _EMResult(NamedTuple):
 
     mixing: np.ndarray
     total_variance: object
+    prior: object
     loglike: list
     effective_sample_size: float
     converged: bool
@@ -182,29 +190,53 @@ def _fit_spread_em(
     gamma^2 = Psi - sigma^2 is not negative). A learned noise enters the
     iterated vector as sqrt(Psi): in the units of A, so that ``tol`` means
     the same in any units, and any extrapolation of it is a valid variance.
+
+    ``source`` is a fixed prior's name or 'adaptive', a learned density
+    (``MixtureSourceDensity``) whose parameters then join the iterated
+    vector (scaled by ``STATE_WEIGHT``, so that ``tol`` stays a bound on
+    A's change) after A and sqrt(Psi) in units of A's start's RMS entry
+    (so that SQUAREM's step lengths do not depend on the data's units): A
+    and the densities are coupled (a source's scale trades between A's
+    column and its density) and EM alone crawls along that coupling.
     """
     n_features, n_components = mixing.shape
     size = n_features * n_components
+    # 'adaptive' starts from the densities of the start's sources (in Y).
+    source, mixing = start_density(source, Y, mixing)
+    learning = not isinstance(source, str)
+    unit = float(np.sqrt(np.mean(mixing**2))) if learning else 1.0
+    n_noise = {"fixed": 0, "isotropic": 1}.get(noise, n_features)
     loglike = []
     effective_sample_size = []
 
     def unpack(x):
+        if noise == "fixed" and not learning:
+            return x, total_variance, source
+        A = x[:size].reshape(n_features, n_components) * unit
+        prior = source
+        if learning:
+            vector = x[size + n_noise :] / STATE_WEIGHT
+            prior = MixtureSourceDensity.from_vector(vector, n_components)
         if noise == "fixed":
-            return x, total_variance
-        variance = np.maximum(x[size:] ** 2, least_variance)
-        return x[:size].reshape(n_features, n_components), (
-            float(variance[0]) if noise == "isotropic" else variance
-        )
+            return A, total_variance, prior
+        variance = np.maximum((x[size : size + n_noise] * unit) ** 2, least_variance)
+        return A, (float(variance[0]) if noise == "isotropic" else variance), prior
 
-    def pack(A, variance):
-        if noise == "fixed":
+    def pack(A, variance, prior):
+        if noise == "fixed" and not learning:
             return A
-        return np.concatenate([A.ravel(), np.sqrt(np.atleast_1d(variance))])
+        parts = [A.ravel() / unit]
+        if noise != "fixed":
+            parts.append(np.sqrt(np.atleast_1d(variance)) / unit)
+        if learning:
+            parts.append(STATE_WEIGHT * prior.to_vector())
+        return np.concatenate(parts)
 
     def em_map(x):
-        A, variance = unpack(x)
-        step = _em_step(Y, A, variance, draw_sets, source, batch_size)
+        A, variance, prior = unpack(x)
+        step = _em_step(Y, A, variance, draw_sets, prior, batch_size)
         new_variance = _learned_total_variance(step.total_variance, noise, least_variance)
+        new_mixing, prior = update_density(prior, step.histogram, step.mixing)
         loglike.append(step.log_likelihood)
         effective_sample_size.append(step.effective_sample_size)
         if verbose:
@@ -217,15 +249,16 @@ def _fit_spread_em(
                 f"{relative_change(step.mixing, A):.2e}, effective sample size "
                 f"{step.effective_sample_size:.1f}{learned}"
             )
-        return pack(step.mixing, new_variance)
+        return pack(new_mixing, new_variance, prior)
 
     result = squarem(
-        em_map, pack(mixing, total_variance), max_iter, tol, resolution=_E_STEP_RESOLUTION
+        em_map, pack(mixing, total_variance, source), max_iter, tol, resolution=_E_STEP_RESOLUTION
     )
-    mixing, total_variance = unpack(result.x)
+    mixing, total_variance, prior = unpack(result.x)
     return _EMResult(
         mixing,
         total_variance,
+        prior,
         loglike,
         effective_sample_size[-1],
         result.converged,

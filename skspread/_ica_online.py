@@ -109,6 +109,12 @@ def _online_update(state, Y, n_rows, block_starts, draw_sets, source, settings, 
     that drew them and Y's spread (its state is kept for the next block);
     ``settings`` are the estimator's (max_iter, tol, batch_size, verbose).
     """
+    if source == "adaptive":
+        raise ValueError(
+            "partial_fit needs a fixed source prior: learned source densities "
+            "(source='adaptive') are fitted by fit only. Use source='laplace' "
+            "or 'logistic' with partial_fit."
+        )
     start = state.start
     max_iter, tol, batch_size, verbose = settings
     if len(block_starts) > 1:

@@ -168,13 +168,17 @@ class _Component(NamedTuple):
     ratio_draw_term: np.ndarray
 
 
-def _log_prior_grid(source, means_t, offsets_t, out, scratch):
+def _log_prior_grid(source, means_t, offsets_t, out, scratch, positions=None):
     """Write sum_k log p(means[b, k] + offsets[s, k]) into ``out[b, s]``.
 
     ``means_t`` is (K, B) and ``offsets_t`` is (K, S), both C-contiguous so
     that every source coordinate is one broadcast add over a (B, S) block
     that stays in cache; this (B, S, K) evaluation is the cost of the E-step.
+    ``source`` is a fixed prior's name or a learned density, which keeps
+    each value's grid position in ``positions`` for its M-step.
     """
+    if not isinstance(source, str):
+        return source.log_prior_grid(means_t, offsets_t, out, scratch, positions)
     if source == "laplace":
         # -|z| / b - log(2 b), accumulated in place: three passes per coordinate.
         np.add(means_t[0][:, None], offsets_t[0], out=out)
@@ -216,7 +220,9 @@ def _subtract_log_mixture_weight(out, component, rows, log_share):
     return out
 
 
-def _importance_posterior(Y, proposal, eps, source, batch_size, dtype, moments=True):
+def _importance_posterior(
+    Y, proposal, eps, source, batch_size, dtype, moments=True, histogram=None
+):
     """Self-normalised importance sampling of p(z | y) for every row of ``Y``.
 
     The same standard-normal draws ``eps`` (S, K) serve every row (common
@@ -240,6 +246,10 @@ def _importance_posterior(Y, proposal, eps, source, batch_size, dtype, moments=T
         so that no (N, S, K) or (N, S, K, K) tensor is formed.
     effective_sample_size : float or None
         Mean over rows of 1 / sum_s w_{n,s}^2, between 1 and S.
+
+    With a learned ``source`` density, the normalised weights of the draws
+    are also added to ``histogram`` (see ``MixtureSourceDensity.accumulate``),
+    the statistics of the density's M-step.
     """
     n_rows = Y.shape[0]
     n_draws, n_components = eps.shape
@@ -259,17 +269,29 @@ def _importance_posterior(Y, proposal, eps, source, batch_size, dtype, moments=T
         (np.empty((block, len(draws)), dtype=dtype), np.empty((block, len(draws)), dtype=dtype))
         for draws in draws_d
     ]
+    learning = moments and histogram is not None
+    # A learned density's grid cells and fractions of each value (its M-step's input).
+    grid_positions = [
+        (
+            np.empty((n_components, block, len(draws)), dtype=np.intp),
+            np.empty((n_components, block, len(draws)), dtype=dtype),
+        )
+        if learning
+        else None
+        for draws in draws_d
+    ]
     for start in range(0, n_rows, block):
         rows = slice(start, min(start + block, n_rows))
         n_block = rows.stop - start
         blocks = []
-        for (out, scratch), component in zip(buffers, components):
+        for (out, scratch), positions, component in zip(buffers, grid_positions, components):
             log_weights = _log_prior_grid(
                 source,
                 np.ascontiguousarray(component.bases[rows].T, dtype=dtype),
                 component.offsets_t,
                 out[:n_block],
                 scratch[:n_block],
+                None if positions is None else [part[:, :n_block] for part in positions],
             )
             if len(components) > 1:
                 _subtract_log_mixture_weight(log_weights, component, rows, math.log(wide_share))
@@ -286,6 +308,9 @@ def _importance_posterior(Y, proposal, eps, source, batch_size, dtype, moments=T
             block_totals = totals.astype(dtype)
             for index, (weights, draws) in enumerate(zip(blocks, draws_d)):
                 weights /= block_totals
+                if learning:
+                    cells, fractions = (part[:, :n_block] for part in grid_positions[index])
+                    source.accumulate(histogram, cells, fractions, weights)
                 draw_totals[index] += weights.sum(axis=0)
                 squares += np.einsum("ij,ij->i", weights, weights)
                 row_shares[rows, index] = weights.sum(axis=1)

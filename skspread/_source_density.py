@@ -1,0 +1,347 @@
+"""Learned source densities for SpreadICA: a mixture of Gaussians per source.
+
+Independent factor analysis (Attias, 1999) models each source by a small
+mixture of Gaussians, p_k(z) = sum_j pi_kj N(z; m_kj, v_kj), learned by EM
+together with the mixing matrix. SpreadICA's E-step is importance sampling:
+every draw z_{n,s} of the posterior of row n carries a normalised weight
+w_{n,s}, and the weighted draws of source k are a sample of its posterior
+marginal. The density's M-step is then the weighted EM update of a
+one-dimensional mixture on those draws, followed by rescaling to unit
+variance (the mixing matrix absorbs the scale).
+
+The E-step evaluates log p_k on a (rows, draws) grid for every source, the
+hot loop of the fit. A mixture's log-density costs a log-sum-exp over its
+components there; instead it is tabulated once per EM step on a fine
+uniform grid of source values and interpolated linearly (two gathers per
+value, whatever the number of mixture components). The same grid cells
+turn the weighted draws into a weighted histogram of each source on the
+grid (linear binning), on which the mixture's EM update runs at a cost
+independent of the data size.
+"""
+
+import math
+
+import numpy as np
+
+from ._sources import sample_sources
+
+# The table covers [-_HALF_WIDTH, _HALF_WIDTH] in units of the sources'
+# (unit) standard deviation; a draw beyond it takes the edge's density,
+# which is below exp(-40) of the centre's for any mixture the update keeps.
+_HALF_WIDTH = 20.0
+_GRID_SIZE = 32769
+_GRID = np.linspace(-_HALF_WIDTH, _HALF_WIDTH, _GRID_SIZE)
+_GRID_STEP = _GRID[1] - _GRID[0]
+
+# Mixture components per source: two model sub-Gaussian (two bumps),
+# super-Gaussian (a narrow and a wide bump) and skewed sources; the third
+# lets a bimodal or flat source keep mass between its modes.
+N_MIXTURE = 3
+# Bounds that keep every component alive and the table's lookup accurate:
+# variances of at least 1e-2 of the source's (a standard deviation of 80
+# grid steps), weights of at least 1e-3.
+_MIN_VARIANCE = 1e-2
+_MIN_WEIGHT = 1e-3
+# Mixture EM iterations on the posterior histogram per spread-EM step, and
+# on the start's histogram of the initial source estimates.
+_INNER_ITERATIONS = 10
+# Grid points per bin of the histogram the mixture's EM runs on.
+_COARSE_BIN = 16
+_START_ITERATIONS = 50
+
+
+class MixtureSourceDensity:
+    """Independent unit-variance sources, each a mixture of Gaussians.
+
+    Parameters
+    ----------
+    weights, means, variances : ndarray of shape (n_components, n_mixture)
+        Mixture weights pi_kj (rows sum to one), means m_kj and variances
+        v_kj of each source; each source has mean 0 and variance 1.
+    """
+
+    def __init__(self, weights, means, variances):
+        self.weights = np.asarray(weights, dtype=float)
+        self.means = np.asarray(means, dtype=float)
+        self.variances = np.asarray(variances, dtype=float)
+        self._tables = {}
+
+    @property
+    def n_components(self):
+        return self.weights.shape[0]
+
+    def __repr__(self):
+        return (
+            f"MixtureSourceDensity(n_components={self.n_components}, "
+            f"n_mixture={self.weights.shape[1]})"
+        )
+
+    def log_density(self, Z):
+        """log p_k(Z[:, k]) for every row and source, shape (n, n_components)."""
+        Z = np.asarray(Z, dtype=float)
+        return _logsumexp_last(self._log_joint(Z[:, :, None]))
+
+    def _log_joint(self, values):
+        """log pi_kj + log N(values; m_kj, v_kj), ``values`` (..., K, 1) broadcast over j."""
+        return (
+            np.log(self.weights)
+            - 0.5 * np.log(2.0 * math.pi * self.variances)
+            - 0.5 * (values - self.means) ** 2 / self.variances
+        )
+
+    def sample(self, n_samples, rng):
+        """Draw ``n_samples`` independent source vectors, shape (n_samples, n_components)."""
+        n_components, n_mixture = self.weights.shape
+        uniforms = rng.uniform(size=(n_samples, n_components, 1))
+        chosen = np.sum(uniforms > np.cumsum(self.weights, axis=1)[None, :, :-1], axis=2)
+        columns = np.arange(n_components)
+        means = self.means[columns, chosen]
+        stds = np.sqrt(self.variances[columns, chosen])
+        return means + stds * rng.standard_normal((n_samples, n_components))
+
+    # -- a flat parameter vector, for SQUAREM's extrapolation ----------------
+
+    def to_vector(self):
+        """log-weights, means and log-variances, flattened: unconstrained coordinates."""
+        return np.concatenate(
+            [np.log(self.weights).ravel(), self.means.ravel(), np.log(self.variances).ravel()]
+        )
+
+    @classmethod
+    def from_vector(cls, vector, n_components):
+        """The density of a vector from :meth:`to_vector` (weights renormalised)."""
+        log_weights, means, log_variances = np.asarray(vector).reshape(3, n_components, -1)
+        weights = np.exp(log_weights - log_weights.max(axis=1, keepdims=True))
+        weights /= weights.sum(axis=1, keepdims=True)
+        return cls(weights, means, np.exp(log_variances))
+
+    # -- the E-step's grid -------------------------------------------------
+
+    def _table(self, dtype):
+        """log p_k on the grid and its forward differences, in ``dtype``.
+
+        Both are (n_components, grid size) and rolled so that the grid point
+        u h (u = -c..c, c = grid size // 2) sits at index u, negative u
+        counting from the end as in NumPy's indexing: a position's floor
+        indexes them without an offset.
+        """
+        dtype = np.dtype(dtype)
+        if dtype not in self._tables:
+            table = _logsumexp_last(self._log_joint(_GRID[:, None, None])).T
+            slope = np.diff(table, axis=1, append=table[:, -1:])
+            centre = _GRID_SIZE // 2
+            self._tables[dtype] = tuple(
+                np.ascontiguousarray(np.roll(values, -centre, axis=1), dtype=dtype)
+                for values in (table, slope)
+            )
+        return self._tables[dtype]
+
+    def log_prior_grid(self, means_t, offsets_t, out, scratch, positions=None):
+        """Write sum_k log p_k(means[b, k] + offsets[s, k]) into ``out[b, s]``.
+
+        ``means_t`` (K, B) and ``offsets_t`` (K, S) as in the fixed priors'
+        grid. Each log p_k is interpolated linearly between grid points, so
+        the E-step stays a continuous function of A (and equivariant to the
+        data's units up to rounding). When ``positions``, a pair of (K, B, S)
+        arrays of intp and of ``out``'s dtype, is given, each value's grid
+        cell and fraction are kept there for :meth:`accumulate`.
+        """
+        table, slope = self._table(out.dtype)
+        # Positions in grid steps from 0, kept within the table.
+        limit = _GRID_SIZE // 2 - 1
+        rows_t = means_t * (1.0 / _GRID_STEP)
+        draws_t = offsets_t * (1.0 / _GRID_STEP)
+        gathered = np.empty_like(out)
+        for k in range(len(means_t)):
+            if positions is None:
+                cell, fraction = np.empty(out.shape, dtype=np.intp), gathered
+            else:
+                cell, fraction = positions[0][k], positions[1][k]
+            np.add(rows_t[k][:, None], draws_t[k], out=fraction)
+            low = rows_t[k].min() + draws_t[k].min()
+            high = rows_t[k].max() + draws_t[k].max()
+            if low < -limit or high > limit:
+                np.clip(fraction, -limit, limit, out=fraction)
+            np.floor(fraction, out=scratch)
+            fraction -= scratch
+            cell[...] = scratch
+            np.take(slope[k], cell, out=scratch)
+            scratch *= fraction
+            if k == 0:
+                np.take(table[k], cell, out=out)
+                out += scratch
+            else:
+                out += scratch
+                np.take(table[k], cell, out=scratch)
+                out += scratch
+        return out
+
+    def empty_histogram(self):
+        """Zeroed statistics for :meth:`accumulate`, (n_components, grid size)."""
+        return np.zeros((self.n_components, _GRID_SIZE))
+
+    @staticmethod
+    def accumulate(histogram, cells, fractions, weights):
+        """Add the normalised weights of a block's draws to each source's histogram.
+
+        Each draw's weight is shared between the two grid points around it
+        in proportion to its nearness (linear binning), which keeps the
+        density's M-step a continuous function of the draws.
+        """
+        flat_weights = weights.ravel().astype(np.float64)
+        centre = _GRID_SIZE // 2
+        for k in range(len(cells)):
+            index = cells[k].ravel() + centre
+            upper = flat_weights * fractions[k].ravel()
+            histogram[k] += np.bincount(index, weights=flat_weights, minlength=_GRID_SIZE)
+            moved = np.bincount(index, weights=upper, minlength=_GRID_SIZE)
+            histogram[k] -= moved
+            histogram[k, 1:] += moved[:-1]
+
+    # -- the M-step ----------------------------------------------------------
+
+    def update(self, histogram, n_iterations=_INNER_ITERATIONS):
+        """The density's M-step from the posterior histograms, and the sources' scales.
+
+        Runs ``n_iterations`` weighted mixture EM steps on each source's
+        histogram over the grid, then standardises each source: with mean
+        mu_k and standard deviation s_k of the updated mixture, the new
+        density is that of (z - mu_k) / s_k, and the mixing matrix's column
+        k is to be multiplied by s_k (returned).
+        """
+        weights, means, variances = self.weights, self.means, self.variances
+        points, mass = _compact(histogram)
+        for _ in range(n_iterations):
+            weights, means, variances = _mixture_em_step(points, mass, weights, means, variances)
+        return _standardised(weights, means, variances)
+
+    @classmethod
+    def fit_sources(cls, sources, n_mixture=N_MIXTURE, n_iterations=_START_ITERATIONS):
+        """A start: the mixture fitted to source estimates (n, K), each standardised.
+
+        Returns the density and the estimates' standard deviations, by which
+        the mixing matrix's columns are to be multiplied.
+        """
+        sources = np.asarray(sources, dtype=float)
+        centred = sources - sources.mean(axis=0)
+        stds = centred.std(axis=0)
+        stds = np.where(stds > 0, stds, 1.0)
+        standard = centred / stds
+        n_components = sources.shape[1]
+        limit = _GRID_SIZE // 2 - 1
+        positions = np.clip(standard.T / _GRID_STEP, -limit, limit)
+        cells = np.floor(positions)
+        histogram = np.zeros((n_components, _GRID_SIZE))
+        cls.accumulate(histogram, cells.astype(np.intp), positions - cells, np.ones(len(standard)))
+        points, mass = _compact(histogram)
+        # Components start at the quantiles of each source, a third of its
+        # variance each: asymmetric and multimodal shapes are then reached
+        # without waiting for a symmetric start to break.
+        levels = (np.arange(n_mixture) + 0.5) / n_mixture
+        cumulative = np.cumsum(mass, axis=1)
+        means = np.stack([np.interp(levels, cumulative[k], points) for k in range(n_components)])
+        variances = np.full((n_components, n_mixture), 1.0 / n_mixture)
+        weights = np.full((n_components, n_mixture), 1.0 / n_mixture)
+        for _ in range(n_iterations):
+            weights, means, variances = _mixture_em_step(points, mass, weights, means, variances)
+        density, scales = _standardised(weights, means, variances)
+        return density, stds * scales
+
+
+# A learned density's coordinates enter SQUAREM's iterated vector scaled by
+# this weight, so that its norms, and the stopping rule ``tol``, are those
+# of A's change.
+STATE_WEIGHT = 1e-2
+
+
+def start_density(source, X_centred, mixing):
+    """The prior a fit starts from, and the start's mixing matrix rescaled to it.
+
+    'adaptive' starts from the mixture fitted to the start's source
+    estimates (A's columns absorb their scales); a fixed prior is its name.
+    """
+    if source != "adaptive":
+        return source, mixing
+    density, scales = MixtureSourceDensity.fit_sources(X_centred @ np.linalg.pinv(mixing).T)
+    return density, mixing * scales
+
+
+def sample_prior(prior, n_samples, n_components, rng):
+    """Sources drawn from a fixed prior (its name) or a learned density, (n_samples, K)."""
+    if isinstance(prior, str):
+        return sample_sources(prior, (n_samples, n_components), rng)
+    return prior.sample(n_samples, rng)
+
+
+def update_density(prior, histogram, mixing):
+    """The density's M-step after A's: the new prior, and A's columns times the sources' scales."""
+    if isinstance(prior, str):
+        return mixing, prior
+    density, scales = prior.update(histogram)
+    return mixing * scales, density
+
+
+def _logsumexp_last(values):
+    """log sum exp over the last axis (scipy's logsumexp costs more here than the sum)."""
+    peak = values.max(axis=-1, keepdims=True)
+    return np.log(np.sum(np.exp(values - peak), axis=-1)) + peak[..., 0]
+
+
+def _compact(histogram):
+    """Each source's histogram on coarse bins: the bins' mean positions and their mass.
+
+    Bins of ``_COARSE_BIN`` grid points (a width of 0.02 source standard
+    deviations, a fifth of the narrowest component's) keep the mass's
+    first moment exactly; empty bins are dropped. Rows of the mass sum to one.
+    """
+    starts = np.arange(0, _GRID_SIZE, _COARSE_BIN)
+    mass = np.add.reduceat(histogram, starts, axis=1)
+    moment = np.add.reduceat(histogram * _GRID, starts, axis=1)
+    occupied = np.flatnonzero(mass.sum(axis=0) > 0)
+    mass, moment = mass[:, occupied], moment[:, occupied]
+    # One position per bin for all sources: the pooled mean position.
+    points = moment.sum(axis=0) / mass.sum(axis=0)
+    return points, mass / np.maximum(mass.sum(axis=1, keepdims=True), 1e-300)
+
+
+def _mixture_em_step(points, mass, weights, means, variances):
+    """One EM step of a 1-D Gaussian mixture per source on weighted points.
+
+    ``points`` (T,) are shared by the sources, ``mass`` (K, T) are their
+    weights (rows sum to one); the mixture's parameters are (K, J).
+    """
+    grid = points[None, :, None]
+    log_joint = (
+        np.log(weights)[:, None, :]
+        - 0.5 * np.log(variances)[:, None, :]
+        - 0.5 * (grid - means[:, None, :]) ** 2 / variances[:, None, :]
+    )
+    log_joint -= log_joint.max(axis=2, keepdims=True)
+    responsibilities = np.exp(log_joint)
+    responsibilities /= responsibilities.sum(axis=2, keepdims=True)
+    responsibilities *= mass[:, :, None]
+    totals = responsibilities.sum(axis=1)
+    safe = np.maximum(totals, 1e-300)
+    new_means = np.einsum("ktj,t->kj", responsibilities, points) / safe
+    second = np.einsum("ktj,t->kj", responsibilities, points**2) / safe
+    new_variances = second - new_means**2
+    new_weights = np.maximum(totals, _MIN_WEIGHT)
+    new_weights /= new_weights.sum(axis=1, keepdims=True)
+    # A component that lost its mass keeps its place and shape.
+    dead = totals < _MIN_WEIGHT
+    new_means = np.where(dead, means, new_means)
+    new_variances = np.where(dead, variances, new_variances)
+    return new_weights, new_means, np.maximum(new_variances, _MIN_VARIANCE)
+
+
+def _standardised(weights, means, variances):
+    """The density of (z - mu_k) / s_k for each source, and the scales s_k."""
+    mean = np.sum(weights * means, axis=1, keepdims=True)
+    variance = np.sum(weights * (variances + means**2), axis=1, keepdims=True) - mean**2
+    scale = np.sqrt(variance)
+    density = MixtureSourceDensity(
+        weights,
+        (means - mean) / scale,
+        variances / variance,
+    )
+    return density, scale[:, 0]
