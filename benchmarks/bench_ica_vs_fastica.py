@@ -33,10 +33,11 @@ from sklearn.decomposition import FastICA
 from sklearn.exceptions import ConvergenceWarning
 
 from skspread import SpreadICA
-from skspread._ica_em import _em_step
-from skspread._ica_sampling import _draw_sets, _Proposal
-from skspread._ica_start import _auto_spread_scale
-from skspread._sources import source_log_density
+from skspread._testing import Proposal as _Proposal
+from skspread._testing import auto_spread_scale as _auto_spread_scale
+from skspread._testing import draw_sets as _draw_sets
+from skspread._testing import em_step as _em_step
+from skspread._testing import source_log_density
 from skspread.datasets import make_ica
 from skspread.metrics import amari_distance, mixing_error
 

@@ -1,7 +1,7 @@
 """Tests of SpreadICA: paper section 4.1 (eq 43-56, figure 4).
 
 The estimator is tested through its public API; the importance-sampling
-E-step is tested directly from its one private module, skspread._ica_sampling.
+E-step is tested directly, through skspread._testing.
 """
 
 import pickle
@@ -16,8 +16,10 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from skspread import SpreadICA
-from skspread._ica_sampling import _LIKELIHOOD_DRAW_SHARE, _importance_posterior, _Proposal
-from skspread._sources import source_log_density
+from skspread._testing import LIKELIHOOD_DRAW_SHARE as _LIKELIHOOD_DRAW_SHARE
+from skspread._testing import Proposal as _Proposal
+from skspread._testing import importance_posterior as _importance_posterior
+from skspread._testing import source_log_density
 from skspread.datasets import make_ica
 from skspread.metrics import mixing_error
 from skspread.spread import GaussianSpread, LaplaceSpread
@@ -476,7 +478,7 @@ def test_degenerate_data_refused_before_em(monkeypatch):
     # Issue 14 item 4: constant columns, fewer rows than sources and rank below
     # n_components get a clear ValueError before EM starts (it used to end in
     # "array must not contain infs or NaNs").
-    import skspread._ica_em as ica_module
+    from skspread._testing import ica_em_module as ica_module
 
     def no_em(*args, **kwargs):
         raise AssertionError("EM started on degenerate data")
@@ -518,7 +520,7 @@ def test_shared_base_contract_fitted_spread_sample_and_inverse_transform(small_f
 def test_interrupted_refit_keeps_the_previous_fit(small_fit, monkeypatch):
     # Issue 13 item 2: a KeyboardInterrupt inside the solver leaves the old
     # mean_ and mixing_ together.
-    import skspread._ica_em as ica_module
+    from skspread._testing import ica_em_module as ica_module
 
     data, fitted = small_fit
     model = SpreadICA(**fitted.get_params()).fit(data.data)
@@ -561,7 +563,7 @@ def test_squarem_stops_at_the_fixed_point_not_at_a_small_step():
     # A linear map x -> M x + b contracting at 0.99 takes steps of 1e-4 while
     # 1e-2 from its fixed point: SQUAREM must carry on to within tol of it.
     # At a rate within 0.001 of 1 it stops as stalled instead.
-    from skspread._squarem import squarem
+    from skspread._testing import squarem
 
     rng = np.random.default_rng(0)
     basis = np.linalg.qr(rng.standard_normal((6, 6)))[0]
