@@ -339,7 +339,9 @@ class SpreadICA(BaseSpreadEstimator):
         running stochastic approximation s_t = (1 - rho_t) s_{t-1} +
         rho_t s(block_t; theta_t), with the step rho_t = n_t / (n_1 + ... +
         n_t) for a block of n_t rows (1 / t for equal blocks), and the model
-        is the M-step on s_t (A = C S^-1, and the learned noise). The
+        is the M-step on s_t (A = C S^-1, the learned noise, and with
+        ``source='adaptive'`` the densities' update on the averaged
+        histogram of the weighted posterior draws). The
         block's statistics are taken at theta_t, the EM fixed point of the
         block alone, found by the EM of :meth:`fit` (``max_iter``, ``tol``)
         from the model so far or from a fit's start on the block (its
@@ -396,7 +398,7 @@ class SpreadICA(BaseSpreadEstimator):
             dtype = X.dtype
             start = self._start(X.astype(np.float64, copy=False))
             self._set_evaluation_seed(start.rng)
-            state = _OnlineState.first(start, len(X))
+            state = _OnlineState.first(start, len(X), self.source)
         else:
             dtype = self.mixing_.dtype
             state = self._online.with_mean_of(X.astype(np.float64, copy=False))
@@ -410,10 +412,12 @@ class SpreadICA(BaseSpreadEstimator):
         settings = (self.max_iter, self.tol, self.batch_size, self.verbose)
         with _rank_deficiency_as_value_error():
             state, result = _online_update(
-                state, Y, len(X), block_starts, draw_sets, self.source, settings, rng
+                state, Y, len(X), block_starts, draw_sets, settings, rng
             )
         _warn_unless_converged(result, state.start.spread, self)
-        self._store_model(state.mean, state.mixing, state.total_variance, state.start, dtype)
+        self._store_model(
+            state.mean, state.mixing, state.total_variance, state.start, dtype, state.prior
+        )
         self.effective_sample_size_ = result.effective_sample_size
         self.n_iter_ = (0 if first_block else self.n_iter_) + len(result.loglike)
         self.loglike_ = ([] if first_block else self.loglike_) + result.loglike
