@@ -339,14 +339,15 @@ class SpreadICA(BaseSpreadEstimator):
         running stochastic approximation s_t = (1 - rho_t) s_{t-1} +
         rho_t s(block_t; theta_t), with the step rho_t = n_t / (n_1 + ... +
         n_t) for a block of n_t rows (1 / t for equal blocks), and the model
-        is the M-step on s_t (A = C S^-1, and the learned noise). The
+        is the M-step on s_t (A = C S^-1, the learned noise, and with
+        ``source='adaptive'`` the densities' update on the averaged
+        histogram of the weighted posterior draws). The
         block's statistics are taken at theta_t, the EM fixed point of the
-        block alone, found by the EM of :meth:`fit` (``max_iter``, ``tol``)
-        from the model so far or from a fit's start on the block (its
-        sources matched in order and sign to the model's), whichever is
-        more likely on the block: near the deterministic limit EM contracts
-        slowly (paper eq 43-45), and statistics taken at the model so far
-        would mostly restate it.
+        block alone (the EM of :meth:`fit`, ``max_iter`` and ``tol``), from
+        the model so far or from a fit's start on the block (sources matched
+        to the model's), whichever is more likely on the block: near the
+        deterministic limit EM contracts slowly (paper eq 43-45), and
+        statistics taken at the model so far would mostly restate it.
 
         The first call starts as :meth:`fit` does, on its block (the mean,
         the 'auto' spread, the initial mixing and noise); the spread, the
@@ -354,11 +355,10 @@ class SpreadICA(BaseSpreadEstimator):
         ``transform`` and ``score_samples`` stay those of the first block.
         Each block gets fresh spread copies and importance draws from the
         stream of ``random_state``, so that their Monte Carlo error averages
-        over the blocks. ``mean_`` is the mean of all samples seen. Blocks
-        should have many more rows than n_components: each is fitted on
-        its own. The fitted dtype is that of the first block. :meth:`fit`
-        starts afresh, and ``partial_fit`` after :meth:`fit` starts a new
-        stream. Memory is O(block) and the state O(D K).
+        over the blocks. ``mean_`` is the mean of all samples seen. Each
+        block is fitted on its own: give many more rows than n_components.
+        The fitted dtype is the first block's. :meth:`fit` starts afresh,
+        and so does ``partial_fit`` after it. The state is O(D K).
 
         Parameters
         ----------
@@ -396,7 +396,7 @@ class SpreadICA(BaseSpreadEstimator):
             dtype = X.dtype
             start = self._start(X.astype(np.float64, copy=False))
             self._set_evaluation_seed(start.rng)
-            state = _OnlineState.first(start, len(X))
+            state = _OnlineState.first(start, len(X), self.source)
         else:
             dtype = self.mixing_.dtype
             state = self._online.with_mean_of(X.astype(np.float64, copy=False))
@@ -404,16 +404,13 @@ class SpreadICA(BaseSpreadEstimator):
         rng = state.random_state()
         Y = self._spread_copies(X_centred, state.start.spread, rng)
         draw_sets = _draw_sets(len(Y), self.n_importance_samples, state.start.n_components, rng)
-        block_starts = _block_starts(
-            state, first_block, X_centred, self.init, self.noise_variance, rng
-        )
+        starts = _block_starts(state, first_block, X_centred, self.init, self.noise_variance, rng)
         settings = (self.max_iter, self.tol, self.batch_size, self.verbose)
         with _rank_deficiency_as_value_error():
-            state, result = _online_update(
-                state, Y, len(X), block_starts, draw_sets, self.source, settings, rng
-            )
+            state, result = _online_update(state, Y, len(X), starts, draw_sets, settings, rng)
         _warn_unless_converged(result, state.start.spread, self)
-        self._store_model(state.mean, state.mixing, state.total_variance, state.start, dtype)
+        model = (state.mean, state.mixing, state.total_variance, state.start, dtype, state.prior)
+        self._store_model(*model)
         self.effective_sample_size_ = result.effective_sample_size
         self.n_iter_ = (0 if first_block else self.n_iter_) + len(result.loglike)
         self.loglike_ = ([] if first_block else self.loglike_) + result.loglike

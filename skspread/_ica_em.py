@@ -268,7 +268,7 @@ def _fit_spread_em(
 
 
 def _warn_unless_converged(result, spread, estimator):
-    """ConvergenceWarning for a stalled (frozen) EM, one stopped at max_iter, or a degenerate sampler.
+    """ConvergenceWarning for a frozen EM, one stopped at max_iter, or a degenerate sampler.
 
     ``result`` is an ``_EMResult``; ``estimator`` gives ``tol``, ``max_iter``
     and ``n_importance_samples``.

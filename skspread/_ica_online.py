@@ -2,7 +2,8 @@
 
 Online EM (Cappe and Moulines, 2009) keeps a running average of the
 E-step's sufficient statistics per row, s = (C, S, sum y^2) / N (paper eq
-50, 51), and takes the M-step on it: block t, of n_t rows, moves it by the
+50, 51), with a learned density's histogram of the weighted posterior
+draws, and takes the M-step on it: block t, of n_t rows, moves it by the
 step rho_t = n_t / (n_1 + ... + n_t) (the schedule rho_t = 1 / t for
 blocks of equal size, kappa = 1),
 s_t = (1 - rho_t) s_{t-1} + rho_t s(block_t; theta_t), rho_1 = 1, so that
@@ -28,6 +29,7 @@ import numpy as np
 
 from ._ica_em import _e_step, _fit_spread_em, _learned_total_variance, _m_step
 from ._ica_start import _FitStart, _initial_parameters, _is_identifiable
+from ._source_density import start_density, update_density
 from .metrics import match_components
 
 
@@ -48,10 +50,11 @@ class _OnlineState(NamedTuple):
     statistics: object
     mixing: np.ndarray
     total_variance: object
+    prior: object
     rng_state: tuple
 
     @classmethod
-    def first(cls, start, n_samples):
+    def first(cls, start, n_samples, source):
         """The state before the first block's update, from the fit's start on it."""
         return cls(
             start._replace(X_centred=None, rng=None),
@@ -61,6 +64,7 @@ class _OnlineState(NamedTuple):
             None,
             start.mixing,
             start.total_variance,
+            source,
             start.rng.get_state(),
         )
 
@@ -83,38 +87,39 @@ def step_size(n_rows, n_samples_seen):
 
 
 def _block_starts(state, first_block, X_centred, init, noise_variance, rng):
-    """The (mixing, total variance) pairs a block's EM may start from.
+    """The (mixing, total variance, prior) triples a block's EM may start from.
 
-    The first block starts as fit does (``state`` holds that start); a later
-    one from the model so far and, when the block is identifiable, from a
-    fit's start on it, its sources matched in order and sign to the model's.
+    The first block starts as fit does (``state`` holds that start, and the
+    prior 'adaptive' has the EM fit the densities to the start's sources); a
+    later one from the model so far and, when the block is identifiable,
+    from a fit's start on it, its sources matched in order and sign to the
+    model's (and a learned density fitted to those sources).
     """
-    starts = [(state.mixing, state.total_variance)]
+    starts = [(state.mixing, state.total_variance, state.prior)]
     n_components = state.start.n_components
     if not first_block and _is_identifiable(X_centred, n_components):
         mixing, total_variance, _ = _initial_parameters(
             init, noise_variance, X_centred, n_components, state.start.spread_variance, rng
         )
-        starts.append((match_components(mixing, state.mixing), total_variance))
+        source = "adaptive" if not isinstance(state.prior, str) else state.prior
+        prior, mixing = start_density(
+            source, X_centred, match_components(mixing, state.mixing)
+        )
+        starts.append((mixing, total_variance, prior))
     return starts
 
 
-def _online_update(state, Y, n_rows, block_starts, draw_sets, source, settings, rng):
+def _online_update(state, Y, n_rows, block_starts, draw_sets, settings, rng):
     """The state after a block of ``n_rows`` rows, and the block's EM run.
 
     ``Y`` are the spread copies of the block's rows, centred by the running
-    mean; ``block_starts`` are the (mixing, total variance) pairs its EM may
-    start from: the one with the highest spread log-likelihood on the block;
+    mean; ``block_starts`` are the (mixing, total variance, prior) triples
+    its EM may start from: the one with the highest spread log-likelihood on
+    the block;
     ``draw_sets`` are the block's importance draws and ``rng`` the generator
     that drew them and Y's spread (its state is kept for the next block);
     ``settings`` are the estimator's (max_iter, tol, batch_size, verbose).
     """
-    if source == "adaptive":
-        raise ValueError(
-            "partial_fit needs a fixed source prior: learned source densities "
-            "(source='adaptive') are fitted by fit only. Use source='laplace' "
-            "or 'logistic' with partial_fit."
-        )
     start = state.start
     max_iter, tol, batch_size, verbose = settings
     if len(block_starts) > 1:
@@ -122,15 +127,17 @@ def _online_update(state, Y, n_rows, block_starts, draw_sets, source, settings, 
             max(
                 block_starts,
                 key=lambda start: _e_step(
-                    Y, *start, draw_sets, source, batch_size
+                    Y, start[0], start[1], draw_sets, start[2], batch_size
                 ).log_likelihood,
             )
         ]
+    mixing, total_variance, prior = block_starts[0]
     result = _fit_spread_em(
         Y,
-        *block_starts[0],
+        mixing,
+        total_variance,
         draw_sets,
-        source,
+        prior,
         max_iter,
         tol,
         batch_size,
@@ -138,12 +145,18 @@ def _online_update(state, Y, n_rows, block_starts, draw_sets, source, settings, 
         noise=start.noise,
         least_variance=start.least_variance,
     )
-    block = _e_step(Y, result.mixing, result.total_variance, draw_sets, source, batch_size)
+    block = _e_step(
+        Y, result.mixing, result.total_variance, draw_sets, result.prior, batch_size
+    )
     per_row = block.scaled(1.0 / block.n_rows)
     rho = step_size(n_rows, state.n_samples_seen)
     if state.statistics is not None:
         per_row = state.statistics.scaled(1.0 - rho) + per_row.scaled(rho)
     mixing, feature_variance = _m_step(per_row)
+    # A learned density's M-step on the averaged histogram, from the block's
+    # density; each block's sources have unit variance, so the scales it
+    # returns are near 1 and the averaged C and S keep their units.
+    mixing, prior = update_density(result.prior, per_row.histogram, mixing)
     total_variance = state.total_variance
     if start.noise != "fixed":
         total_variance = _learned_total_variance(
@@ -154,6 +167,7 @@ def _online_update(state, Y, n_rows, block_starts, draw_sets, source, settings, 
         statistics=per_row,
         mixing=mixing,
         total_variance=total_variance,
+        prior=prior,
         rng_state=rng.get_state(),
     )
     return new_state, result

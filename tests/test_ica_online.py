@@ -122,3 +122,15 @@ def test_the_spread_and_evaluation_draws_stay_those_of_the_first_block():
     estimator.partial_fit(5 * X[1000:2000])
     assert estimator.spread_scale_ == spread_scale
     assert estimator._evaluation_seed == seed
+
+
+def test_partial_fit_learns_the_source_densities():
+    # Uniform (sub-Gaussian) sources, which the Laplace prior cannot separate.
+    data = make_ica(N_SAMPLES, 4, 2, source="uniform", random_state=0)
+    online = _online(data.data, source="adaptive")
+    assert online.source_density_ is not None
+    # fit's error here is 0.005 (0.3 / sqrt(N)); both are estimates from N rows.
+    assert mixing_error(online.mixing_, data.mixing) < 2 / math.sqrt(N_SAMPLES)
+    resumed = pickle.loads(pickle.dumps(online))
+    rows = data.data[:5]
+    np.testing.assert_array_equal(resumed.score_samples(rows), online.score_samples(rows))

@@ -153,9 +153,3 @@ def test_learned_density_freezes_without_spread_eq_43_45():
     for tau in [1e-3, 1e-5]:
         assert one_step(spread=None, noise_variance=tau**2) < 50 * tau * np.linalg.cond(start)
     assert one_step(spread_scale=1.0) > 0.05
-
-
-def test_partial_fit_refuses_learned_densities():
-    X = make_ica(300, 3, 2, random_state=0).data
-    with pytest.raises(ValueError, match="partial_fit needs a fixed source prior"):
-        SpreadICA(2, source="adaptive").partial_fit(X)
