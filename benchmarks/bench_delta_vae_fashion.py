@@ -25,23 +25,18 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 from bench_delta_vae_mnist import (
     RESULTS,
     common_arguments,
     data_home,
-    feature_map,
-    sample_distance,
-    save_sample_grid,
-    train_round_robin,
+    train_and_compare,
     trained_classifier,
 )
 
 from skspread import DeltaVAE
 from skspread.datasets import load_fashion_mnist
 from skspread._testing import resolve_device
-from skspread.metrics import frechet_distance
 
 
 def main(argv=None):
@@ -73,26 +68,10 @@ def main(argv=None):
         "delta-VAE Gaussian": DeltaVAE(spread="gaussian", **common),
         "delta-VAE Laplace": DeltaVAE(spread="laplace", **common),
     }
-    chunk_times = train_round_robin(
-        models, X_train[: args.n_train], args.n_epochs, args.chunk, args.seed
+    rows, reference_distance, figure_path = train_and_compare(
+        models, X_train, X_test, classifier, device, args
     )
-    features = feature_map(classifier, device)
-    reference_distance = frechet_distance(
-        X_train[-args.n_samples :], X_test, features=features
-    )
-    vae_times = np.array(chunk_times["VAE"])
-    rows, samples_by_model = [], {}
-    for name, model in models.items():
-        distance, samples_by_model[name] = sample_distance(
-            model, features, X_test, args.n_samples, args.seed
-        )
-        times = np.array(chunk_times[name])
-        epoch_seconds = np.median(times.reshape(args.n_epochs, -1).sum(axis=1))
-        rows.append((name, distance, epoch_seconds, np.median(times / vae_times), model))
     vae_distance = rows[0][1]
-    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-    figure_path = Path(args.output).with_suffix(".png")
-    save_sample_grid(samples_by_model, figure_path)
 
     sigma = models["delta-VAE Gaussian"].spread_scale_
     command = " ".join(["benchmarks/bench_delta_vae_fashion.py", *sys.argv[1:]])

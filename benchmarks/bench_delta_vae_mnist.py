@@ -172,6 +172,37 @@ def sample_distance(model, features, X_test, n_samples, seed):
     return frechet_distance(samples, X_test, features=features), samples
 
 
+def train_and_compare(models, X_train, X_test, classifier, device, args):
+    """Train ``models`` round robin and measure each against the first (the VAE).
+
+    Returns one row per model (name, Frechet distance of its samples to
+    ``X_test`` in the classifier's features, median seconds per epoch,
+    median time per chunk over the VAE's, the model), the distance of
+    held-out training images (the reference), and the path of the sample
+    grid saved beside ``args.output``.
+    """
+    chunk_times = train_round_robin(
+        models, X_train[: args.n_train], args.n_epochs, args.chunk, args.seed
+    )
+    features = feature_map(classifier, device)
+    reference_distance = frechet_distance(
+        X_train[-args.n_samples :], X_test, features=features
+    )
+    vae_times = np.array(chunk_times[next(iter(models))])
+    rows, samples_by_model = [], {}
+    for name, model in models.items():
+        distance, samples_by_model[name] = sample_distance(
+            model, features, X_test, args.n_samples, args.seed
+        )
+        times = np.array(chunk_times[name])
+        epoch_seconds = np.median(times.reshape(args.n_epochs, -1).sum(axis=1))
+        rows.append((name, distance, epoch_seconds, np.median(times / vae_times), model))
+    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+    figure_path = Path(args.output).with_suffix(".png")
+    save_sample_grid(samples_by_model, figure_path)
+    return rows, reference_distance, figure_path
+
+
 def common_arguments(description):
     """Parser with the budget and model options shared by the MNIST benchmarks."""
     parser = argparse.ArgumentParser(description=description)
@@ -231,27 +262,10 @@ def main(argv=None):
         models["delta-VAE Gaussian, low-variance form"] = DeltaVAE(
             spread="gaussian", objective="low_variance", **common
         )
-    chunk_times = train_round_robin(
-        models, X_train[: args.n_train], args.n_epochs, args.chunk, args.seed
+    rows, reference_distance, figure_path = train_and_compare(
+        models, X_train, X_test, classifier, device, args
     )
-
-    features = feature_map(classifier, device)
-    reference_distance = frechet_distance(
-        X_train[-args.n_samples :], X_test, features=features
-    )
-    vae_times = np.array(chunk_times["VAE"])
-    rows, samples_by_model = [], {}
-    for name, model in models.items():
-        distance, samples_by_model[name] = sample_distance(
-            model, features, X_test, args.n_samples, args.seed
-        )
-        times = np.array(chunk_times[name])
-        epoch_seconds = np.median(times.reshape(args.n_epochs, -1).sum(axis=1))
-        rows.append((name, distance, epoch_seconds, np.median(times / vae_times), model))
     vae_distance = rows[0][1]
-    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-    figure_path = Path(args.output).with_suffix(".png")
-    save_sample_grid(samples_by_model, figure_path)
 
     scale = models["delta-VAE Gaussian"].spread_scale_
     lines = [

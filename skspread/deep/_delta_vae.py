@@ -5,7 +5,6 @@
 # and inspected (get_params, clone, repr) without torch.
 
 import copy
-import math
 from numbers import Integral, Real
 
 import numpy as np
