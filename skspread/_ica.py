@@ -46,9 +46,12 @@ class SpreadICA(BaseSpreadEstimator):
     ----------
     n_components : int, default=None
         Number of sources K; None means K = n_features.
-    source : {'laplace', 'logistic', 'adaptive'}, default='laplace'
-        Density of the sources: fixed super-Gaussian priors, or 'adaptive',
-        each source's density learned in EM (``fit`` only; see user guide).
+    source : {'adaptive', 'laplace', 'logistic'}, default='adaptive'
+        Density of the sources. 'adaptive': each source's density, a
+        mixture of three unit-variance Gaussians, is learned by the same EM
+        (independent factor analysis): sub- and super-Gaussian, skewed and
+        bimodal sources. 'laplace' (the paper's) and 'logistic' are fixed
+        super-Gaussian priors, the wrong model for sub-Gaussian sources.
     spread : {'gaussian'}, GaussianSpread or None, default='gaussian'
         Spread noise. Only Gaussian spread keeps y | z Gaussian, with
         variance tau^2 = gamma^2 + sigma^2, which the importance sampler
@@ -246,7 +249,7 @@ class SpreadICA(BaseSpreadEstimator):
         self,
         n_components=None,
         *,
-        source="laplace",
+        source="adaptive",
         spread="gaussian",
         spread_scale="auto",
         noise_variance="isotropic",

@@ -147,7 +147,12 @@ def test_noise_only_em_map_freezes_at_zero_noise_eq_43_45():
     # One EM step is a fit with max_iter=1 from init=A_k.
     X = make_ica(500, 4, 4, random_state=0).data
     start = np.random.default_rng(2).standard_normal((4, 4))
-    common = dict(n_importance_samples=200, init=start, max_iter=1, tol=0.0, random_state=0)
+    # The paper's fixed Laplace prior: a learned density also rescales the
+    # columns of A at the start (its freezing is tested in test_ica_sources.py).
+    common = dict(
+        source="laplace", n_importance_samples=200, init=start, max_iter=1, tol=0.0,
+        random_state=0,
+    )
 
     def one_step(**params):
         with warnings.catch_warnings():
@@ -169,6 +174,7 @@ def test_noise_only_em_freezes_spread_em_recovers_eq_43_45():
     data = make_ica(2000, 10, 5, noise_std=0.01, random_state=0)
     common = dict(
         n_components=5,
+        source="laplace",  # the paper's prior, which make_ica's sources follow
         noise_variance=0.01**2,
         n_importance_samples=100,
         init="pca",
@@ -444,7 +450,9 @@ def test_warns_when_importance_sampler_degenerates_spec_4():
     # sigma = 10 the effective sample size is 8.8 of 100 (below the warning's
     # threshold of 10), with sigma = 0.3 it is 40.
     X = make_ica(1000, 30, 30, random_state=3).data
-    common = dict(n_components=30, n_importance_samples=100, max_iter=2, random_state=0)
+    common = dict(
+        n_components=30, source="laplace", n_importance_samples=100, max_iter=2, random_state=0
+    )
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ConvergenceWarning)
         wide = SpreadICA(spread_scale=10.0, **common).fit(X)
@@ -589,13 +597,15 @@ def test_frozen_noise_only_fit_warns_eq_43_45():
     # is frozen (paper eq 43-45); it used to report convergence after one
     # iteration at mixing_error 0.33. It must say so, and what to change.
     data = make_ica(1000, 4, 2, random_state=0)
-    model = SpreadICA(2, spread=None, noise_variance=1e-10, init="pca", random_state=0)
+    # The paper's Laplace prior, which make_ica's sources follow.
+    common = dict(source="laplace", init="pca", random_state=0)
+    model = SpreadICA(2, spread=None, noise_variance=1e-10, **common)
     with pytest.warns(ConvergenceWarning, match=r"frozen.*use spread='gaussian'"):
         model.fit(data.data)
     assert model.n_iter_ < 20
     with warnings.catch_warnings():
         warnings.simplefilter("error", ConvergenceWarning)
-        SpreadICA(2, init="pca", random_state=0).fit(data.data)
+        SpreadICA(2, **common).fit(data.data)
 
 
 def test_learned_isotropic_noise_is_zero_on_noise_free_data():
