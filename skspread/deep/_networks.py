@@ -292,6 +292,21 @@ def _shape(value):
     return f"a {type(value).__name__}"
 
 
+
+def _try_on_zeros(module, role, shape, width_name, dtype):
+    """``module`` applied to zeros of ``shape`` in evaluation mode, or a clear error."""
+    training = module.training
+    module.eval()
+    try:
+        return module(torch.zeros(shape, dtype=dtype))
+    except Exception as error:
+        raise ValueError(
+            f"The {role} {type(module).__name__} failed on a batch of shape "
+            f"{shape} = (batch, {width_name}): {type(error).__name__}: {error}"
+        ) from error
+    finally:
+        module.train(training)
+
 def check_network_contract(encoder, generator, n_features, n_components, image_shape=None):
     """Refuse networks that break the contract, naming the module and the shapes.
 
@@ -305,18 +320,7 @@ def check_network_contract(encoder, generator, n_features, n_components, image_s
     parameter = next(iter([*encoder.parameters(), *generator.parameters()]), None)
     dtype = torch.float32 if parameter is None else parameter.dtype
     with torch.no_grad():
-        try:
-            training = encoder.training
-            encoder.eval()
-            encoded = encoder(torch.zeros((batch, n_features), dtype=dtype))
-        except Exception as error:
-            raise ValueError(
-                f"The encoder {type(encoder).__name__} failed on a batch of shape "
-                f"({batch}, {n_features}) = (batch, n_features): "
-                f"{type(error).__name__}: {error}"
-            ) from error
-        finally:
-            encoder.train(training)
+        encoded = _try_on_zeros(encoder, "encoder", (batch, n_features), "n_features", dtype)
         expected = (batch, n_components)
         if not (
             isinstance(encoded, (tuple, list))
@@ -330,18 +334,9 @@ def check_network_contract(encoder, generator, n_features, n_components, image_s
                 f"log_variance) of two tensors of shape {expected} = (batch, "
                 f"n_components); it returned {_shape(encoded)}."
             )
-        try:
-            training = generator.training
-            generator.eval()
-            generated = generator(torch.zeros((batch, n_components), dtype=dtype))
-        except Exception as error:
-            raise ValueError(
-                f"The generator {type(generator).__name__} failed on a batch of shape "
-                f"({batch}, {n_components}) = (batch, n_components): "
-                f"{type(error).__name__}: {error}"
-            ) from error
-        finally:
-            generator.train(training)
+        generated = _try_on_zeros(
+            generator, "generator", (batch, n_components), "n_components", dtype
+        )
     shape = tuple(generated.shape) if isinstance(generated, torch.Tensor) else None
     flat = shape == (batch, n_features)
     # Images (batch, *image_shape), with or without a channel axis of 1.
