@@ -14,9 +14,92 @@ import time
 import warnings
 
 import torch
+from torch.optim.adam import adam as adam_update
 from tqdm.auto import tqdm
 
 from ._device import make_generator, restore_generator
+
+
+class Adam:
+    """Adam (Kingma and Ba, 2015) on a list of parameters, stepped by torch's functional Adam.
+
+    The update is torch's own (the function ``torch.optim.adam.adam``) with the defaults
+    of ``torch.optim.Adam``, so the steps are those of ``torch.optim.Adam``.
+    That class is not used because its methods import ``torch._dynamo``
+    (and with it sympy) on their first call: about 67 MiB of resident memory
+    that training does not otherwise need. The interface is the part of
+    ``torch.optim.Adam`` that the trainer uses: ``param_groups`` (whose
+    ``'lr'`` may be changed), ``zero_grad``, ``step``, ``state_dict`` and
+    ``load_state_dict``.
+
+    Parameters
+    ----------
+    params : iterable of torch.nn.Parameter
+    lr : float
+        Step size.
+    """
+
+    def __init__(self, params, lr):
+        self.param_groups = [{"params": list(params), "lr": lr, "betas": (0.9, 0.999), "eps": 1e-8}]
+        # Per parameter (by position): its step count and moment estimates.
+        self.state = {}
+
+    def zero_grad(self, set_to_none=True):
+        for parameter in self.param_groups[0]["params"]:
+            parameter.grad = None
+
+    @torch.no_grad()
+    def step(self):
+        group = self.param_groups[0]
+        parameters, gradients, averages, squares, steps = [], [], [], [], []
+        for index, parameter in enumerate(group["params"]):
+            if parameter.grad is None:
+                continue
+            if index not in self.state:
+                # As torch.optim.Adam: the step count in a CPU scalar of the
+                # default floating dtype, the moments shaped as the parameter.
+                self.state[index] = {
+                    "step": torch.tensor(0.0, dtype=torch.get_default_dtype()),
+                    "exp_avg": torch.zeros_like(parameter, memory_format=torch.preserve_format),
+                    "exp_avg_sq": torch.zeros_like(
+                        parameter, memory_format=torch.preserve_format
+                    ),
+                }
+            state = self.state[index]
+            parameters.append(parameter)
+            gradients.append(parameter.grad)
+            averages.append(state["exp_avg"])
+            squares.append(state["exp_avg_sq"])
+            steps.append(state["step"])
+        beta1, beta2 = group["betas"]
+        adam_update(
+            parameters,
+            gradients,
+            averages,
+            squares,
+            [],
+            steps,
+            has_complex=any(torch.is_complex(p) for p in parameters),
+            amsgrad=False,
+            beta1=beta1,
+            beta2=beta2,
+            lr=group["lr"],
+            weight_decay=0.0,
+            eps=group["eps"],
+            maximize=False,
+        )
+
+    def state_dict(self):
+        """The step counts, moments and hyper-parameters (references, not copies)."""
+        groups = [{k: v for k, v in group.items() if k != "params"} for group in self.param_groups]
+        return {"state": {index: dict(state) for index, state in self.state.items()},
+                "param_groups": groups}
+
+    def load_state_dict(self, state_dict):
+        """Return to a :meth:`state_dict` (its tensors are used, not copied)."""
+        self.state = {int(index): dict(state) for index, state in state_dict["state"].items()}
+        for group, saved in zip(self.param_groups, state_dict["param_groups"]):
+            group.update({k: v for k, v in saved.items() if k != "params"})
 
 
 class Trainer:
@@ -63,10 +146,10 @@ class Trainer:
         self.seed = seed
         self.spread_warmup_epochs = spread_warmup_epochs
         self.spread_step_interval = spread_step_interval
-        self.model_optimizer = torch.optim.Adam(model.model_parameters(), lr=learning_rate)
+        self.model_optimizer = Adam(model.model_parameters(), lr=learning_rate)
         spread_parameters = model.spread_parameters()
         self.spread_optimizer = (
-            torch.optim.Adam(spread_parameters, lr=spread_learning_rate)
+            Adam(spread_parameters, lr=spread_learning_rate)
             if spread_parameters
             else None
         )
