@@ -21,6 +21,8 @@ from .._moments import merge_moments
 
 # Rows per block of the streaming statistics: about 8 MB of float64 values.
 _BLOCK_BYTES = 8 * 2**20
+# Float64 values standardised at a time when a batch is read: 1 MB.
+_CHUNK_BYTES = 2**20
 # Rows checked up front when a partial_fit skips the statistics pass.
 _N_CHECKED_ROWS = 1000
 # Beyond these magnitudes squares of float64 values could overflow or
@@ -120,7 +122,19 @@ class RowSource:
 
     def rows(self, indices):
         """Rows ``indices`` (in that order) as a float64 array."""
-        indices = self._row_numbers(np.asarray(indices, dtype=np.int64))
+        indices = np.asarray(indices, dtype=np.int64)
+        order = np.argsort(indices, kind="stable")
+        rows = np.empty((len(indices), self.n_features), dtype=np.float64)
+        rows[order] = self.rows_in_file_order(indices[order])
+        return rows
+
+    def rows_in_file_order(self, indices):
+        """Rows ``indices`` (increasing row numbers) in the source's dtype.
+
+        A memmap's rows are read in the file's order, each with one
+        ``os.preadv`` into one array.
+        """
+        indices = self._row_numbers(indices)
         if not self.is_memmap:
             rows = self._dataset_rows(indices)
             if rows.shape[1] != self.n_features:
@@ -128,21 +142,17 @@ class RowSource:
                     f"Dataset rows have {rows.shape[1]} values where the first row "
                     f"had {self.n_features}."
                 )
-            return rows.astype(np.float64)
-        # In increasing row order, the file's order.
-        order = np.argsort(indices, kind="stable")
-        rows = np.empty((len(indices), self.n_features), dtype=np.float64)
+            return rows
         if self._file_position is None:
-            rows[order] = self.data[indices[order]]
+            rows = np.asarray(self.data[indices])
             self._release()
             return rows
         raw = np.empty((len(indices), self.n_features), dtype=self.dtype)
         row_bytes = self.n_features * self.dtype.itemsize
         with open(self.data.filename, "rb", buffering=0) as file:
-            for slot, index in enumerate(indices[order]):
+            for slot, index in enumerate(indices):
                 self._read_into(file, raw[slot], self._file_position + int(index) * row_bytes)
-        rows[order] = raw
-        return rows
+        return raw
 
     def blocks(self):
         """Consecutive ``(first row, block)`` pairs covering the data, blocks in float64."""
@@ -287,8 +297,12 @@ def _moments(blocks, n_features):
     largest = 0.0
     for block in blocks:
         block_mean = block.mean(axis=0)
-        block_scatter = np.square(block - block_mean).sum(axis=0)
-        largest = max(largest, float(np.max(np.abs(block))))
+        # In place: one temporary the size of the block (it may be a view of
+        # the caller's array, which stays untouched).
+        deviations = block - block_mean
+        block_scatter = np.square(deviations, out=deviations).sum(axis=0)
+        del deviations
+        largest = max(largest, float(block.max()), -float(block.min()))
         moments = merge_moments(moments, (block.shape[0], block_mean, block_scatter))
     count, mean, scatter = moments
     return mean, scatter / count, largest
@@ -299,8 +313,8 @@ class StandardisedRows:
 
     Indexing with a tensor of row numbers reads those rows from the source,
     checks that they are finite, standardises them as the in-memory path
-    does ((x - mean) / scale in float64) and returns a float32 tensor on the
-    device.
+    does ((x - mean) / scale in float64, then rounded to float32) and returns
+    a float32 tensor on the device.
     """
 
     def __init__(self, source, mean, scale, device):
@@ -316,7 +330,19 @@ class StandardisedRows:
     def __getitem__(self, indices):
         import torch
 
-        indices = indices.cpu().numpy() if hasattr(indices, "cpu") else np.asarray(indices)
-        rows = self.source.rows(indices)
-        check_finite(rows, indices)
-        return torch.tensor((rows - self.mean) / self.scale, dtype=torch.float32, device=self.device)
+        indices = indices.cpu().numpy() if hasattr(indices, "cpu") else indices
+        indices = np.asarray(indices, dtype=np.int64)
+        order = np.argsort(indices, kind="stable")
+        raw = self.source.rows_in_file_order(indices[order])
+        check_finite(raw, indices[order])
+        # Standardised in float64 a chunk at a time, straight into the
+        # float32 batch: the batch's only other copy is ``raw``.
+        batch = torch.empty((len(indices), self.source.n_features), dtype=torch.float32)
+        standardised = batch.numpy()
+        chunk_rows = max(1, _CHUNK_BYTES // (8 * self.source.n_features))
+        for begin in range(0, len(indices), chunk_rows):
+            chunk = raw[begin : begin + chunk_rows].astype(np.float64)
+            chunk -= self.mean
+            chunk /= self.scale
+            standardised[order[begin : begin + chunk_rows]] = chunk
+        return batch.to(self.device)
