@@ -119,30 +119,40 @@ def test_bad_out_of_core_inputs_are_clear_errors(digits, tmp_path):
 
 
 _MEMORY_SCRIPT = """
-import resource, sys
+import sys
 import numpy as np
 import torch
-from skspread import DeltaVAE
+from skspread.deep import DeltaVAE
+
+
+def peak_mib():
+    # VmHWM: this program's own peak. Its ru_maxrss would also hold the
+    # resident memory of the pytest process that started it (Linux keeps
+    # the larger across exec).
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("VmHWM:")) / 1024
+
 
 torch.set_num_threads(1)
 path, n_rows, n_features = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 X = np.memmap(path, dtype=np.float32, mode="r", shape=(n_rows, n_features))
-params = dict(n_components=4, hidden_layer_sizes=(16,), n_epochs=1, batch_size=4096,
-              device="cpu", random_state=0)
-# A warm-up fit on 8192 rows pays torch's one-off costs (code pages, allocator).
-DeltaVAE(**params).fit(X[:8192])
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-model = DeltaVAE(**params).fit(X)
-after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-print(before / 1024, after / 1024, np.isfinite(model.history_[0]["loss"]))
+before = peak_mib()
+model = DeltaVAE(n_components=4, hidden_layer_sizes=(16,), n_epochs=1, batch_size=4096,
+                 device="cpu", random_state=0).fit(X)
+print(before, peak_mib(), np.isfinite(model.history_[0]["loss"]))
 """
 
 
 @pytest.mark.slow
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads VmHWM in /proc")
 def test_fit_on_one_gigabyte_memmap_does_not_hold_the_data(tmp_path):
     # 2**20 rows of 256 float32 values: 1 GiB. A copy would cost 1 GiB (2 GiB
-    # standardised in float64); the fit may add at most 1/16 of that to the
-    # peak resident memory of a process that has already fitted once.
+    # standardised in float64). A fresh process that imports skspread.deep
+    # and torch and fits on it: the fit adds at most 96 MiB (its statistics
+    # pass, the batch order, torch's training steps on batches of 4 MiB) to
+    # the imports, and the whole process peaks under 460 MiB. The imports
+    # alone take about 367 MiB with the distributed extra installed (then
+    # scikit-learn imports pandas and pyarrow) and 303 MiB without it.
     n_rows, n_features = 2**20, 256
     path = tmp_path / "big.dat"
     rng = np.random.default_rng(0)
@@ -158,9 +168,10 @@ def test_fit_on_one_gigabyte_memmap_does_not_hold_the_data(tmp_path):
         timeout=600,
     )
     assert result.returncode == 0, result.stderr
-    before_mb, after_mb, finite = result.stdout.split()
+    before_mib, after_mib, finite = result.stdout.split()
     assert finite == "True"
-    assert float(after_mb) - float(before_mb) < 64, result.stdout
+    assert float(after_mib) - float(before_mib) < 96, result.stdout
+    assert float(after_mib) < 460, result.stdout
 
 
 def test_early_stopping_on_a_memmap_equals_the_in_memory_fit(digits, tmp_path):
