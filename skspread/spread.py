@@ -211,7 +211,6 @@ class BaseSpread(ABC):
         """
         Y, X = check_operands({"Y": Y, "X": X}, min_ndim=1)
         check_broadcast(Y, X, "Y", "X")
-        xp = _namespace(Y)
         with np.errstate(over="ignore"):
             log_prob = self._summed_log_density(Y - X)
         return check_finite_result(

@@ -23,8 +23,9 @@ from ._device import make_generator, restore_generator
 class Adam:
     """Adam (Kingma and Ba, 2015) on a list of parameters, stepped by torch's functional Adam.
 
-    The update is torch's own (the function ``torch.optim.adam.adam``) with the defaults
-    of ``torch.optim.Adam``, so the steps are those of ``torch.optim.Adam``.
+    The update is torch's own (the function ``torch.optim.adam.adam``) with
+    the defaults of ``torch.optim.Adam``, so the steps are those of
+    ``torch.optim.Adam``.
     That class is not used because its methods import ``torch._dynamo``
     (and with it sympy) on their first call: about 67 MiB of resident memory
     that training does not otherwise need. The interface is the part of
@@ -40,7 +41,9 @@ class Adam:
     """
 
     def __init__(self, params, lr):
-        self.param_groups = [{"params": list(params), "lr": lr, "betas": (0.9, 0.999), "eps": 1e-8}]
+        self.param_groups = [
+            {"params": list(params), "lr": lr, "betas": (0.9, 0.999), "eps": 1e-8}
+        ]
         # Per parameter (by position): its step count and moment estimates.
         self.state = {}
 
@@ -92,8 +95,10 @@ class Adam:
     def state_dict(self):
         """The step counts, moments and hyper-parameters (references, not copies)."""
         groups = [{k: v for k, v in group.items() if k != "params"} for group in self.param_groups]
-        return {"state": {index: dict(state) for index, state in self.state.items()},
-                "param_groups": groups}
+        return {
+            "state": {index: dict(state) for index, state in self.state.items()},
+            "param_groups": groups,
+        }
 
     def load_state_dict(self, state_dict):
         """Return to a :meth:`state_dict` (its tensors are used, not copied)."""
