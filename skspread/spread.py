@@ -218,7 +218,10 @@ class BaseSpread(ABC):
         )
 
     def _summed_log_density(self, E):
-        """sum_i log k(e_i) over the last axis of ``E``, in its namespace."""
+        """sum_i log k(e_i) over the last axis of ``E``, in its namespace.
+
+        ``E`` is a difference made for the call: a kernel may overwrite it.
+        """
         return _namespace(E).sum(self._log_density(E), axis=-1)
 
     @abstractmethod
@@ -363,15 +366,19 @@ class GaussianSpread(BaseSpread):
         return -0.5 * (E / self.scale) ** 2 - math.log(self.scale) - 0.5 * math.log(2 * math.pi)
 
     def _summed_log_density(self, E):
-        # log N(e; 0, s^2 I) from the norm of e: no temporary of the size of
-        # E (the training batch of DeltaVAE) beyond E itself, where the sum
-        # of per-coordinate terms makes five.
+        # log N(e; 0, s^2 I) from the norm of e / s, dividing first to keep
+        # tiny and huge scales in range as the per-coordinate terms do. A
+        # tensor E (the difference that log_prob has just made, the size of
+        # DeltaVAE's training batch) of floats is divided in place: no
+        # temporary of its size, where the sum of per-coordinate terms makes
+        # five.
         if _namespace(E) is np:
-            distance = np.linalg.norm(E, axis=-1)
+            distance = np.linalg.norm(E / self.scale, axis=-1)
         else:
-            distance = _namespace(E).linalg.vector_norm(E, dim=-1)
+            scaled = E.div_(self.scale) if E.is_floating_point() else E / self.scale
+            distance = _namespace(E).linalg.vector_norm(scaled, dim=-1)
         constant = E.shape[-1] * (math.log(self.scale) + 0.5 * math.log(2 * math.pi))
-        return -0.5 * (distance / self.scale) ** 2 - constant
+        return -0.5 * distance**2 - constant
 
     def _expected_log_density(self, D):
         # E log N(d + e; 0, s^2) = log N(d; 0, s^2) - 1/2.
