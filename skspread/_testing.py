@@ -33,6 +33,7 @@ _LOCATIONS = {
     "ResidualMap": ("skspread.deep._networks", "ResidualMap"),
     "SpreadModule": ("skspread.deep._spread", "SpreadModule"),
     "Trainer": ("skspread.deep._trainer", "Trainer"),
+    "Adam": ("skspread.deep._trainer", "Adam"),
     # The showcase (python -m skspread)
     "showcase_main": ("skspread.__main__", "main"),
     "image_grid": ("skspread._showcase", "image_grid"),

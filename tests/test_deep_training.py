@@ -147,3 +147,35 @@ def test_resume_after_the_training_process_is_killed_gives_the_uninterrupted_fit
     np.testing.assert_array_equal(
         resumed.score_samples(data), uninterrupted.score_samples(data)
     )
+
+
+def test_the_trainers_adam_steps_are_torch_optim_adams_bit_for_bit():
+    # The trainer holds torch's functional Adam update in a small class (it keeps
+    # torch._dynamo out of the process); a torch release that changes that
+    # function's contract must fail here, not drift silently.
+    from skspread._testing import Adam
+
+    def run(make_optimizer):
+        torch.manual_seed(0)
+        network = torch.nn.Sequential(torch.nn.Linear(5, 7), torch.nn.Tanh(), torch.nn.Linear(7, 3))
+        optimizer = make_optimizer(network.parameters())
+        inputs = torch.randn(64, 5, generator=torch.Generator().manual_seed(1))
+        for step in range(12):
+            if step == 6:
+                optimizer.param_groups[0]["lr"] = 3e-3
+            optimizer.zero_grad()
+            network(inputs).pow(2).sum().backward()
+            optimizer.step()
+        return [parameter.detach().clone() for parameter in network.parameters()], optimizer
+
+    ours, optimizer = run(lambda parameters: Adam(parameters, lr=1e-2))
+    theirs, _ = run(lambda parameters: torch.optim.Adam(parameters, lr=1e-2))
+    for mine, reference in zip(ours, theirs):
+        assert torch.equal(mine, reference)
+    # A state_dict round trip continues the same steps.
+    restored = Adam(
+        [torch.nn.Parameter(p.clone()) for p in optimizer.param_groups[0]["params"]], lr=1.0
+    )
+    restored.load_state_dict(optimizer.state_dict())
+    assert restored.param_groups[0]["lr"] == 3e-3
+    assert set(restored.state) == set(optimizer.state)
