@@ -643,3 +643,27 @@ def test_learned_noise_recovers_gamma(noise):
         standard_error = 2 * np.sqrt(2.0 / n_samples)
     assert np.all(relative_error < 4 * standard_error)
     assert mixing_error(model.mixing_, data.mixing) < 0.1
+
+
+def test_squarem_continues_from_the_point_on_slow_offers():
+    # x -> x / (1 + x) crawls to its fixed point 0 at a rate tending to 1, as
+    # a variance that EM drives to zero does, and stalls; offered that
+    # boundary when its steps get small, SQUAREM continues from it and stops
+    # there, counting the evaluation the offer made.
+    from skspread._testing import squarem
+
+    def crawl(x):
+        return np.array([x[0] / (1.0 + x[0]), 1.0])
+
+    start = np.array([0.5, 1.0])
+    alone = squarem(crawl, start, max_evaluations=500, tol=1e-5)
+    assert alone.stalled and alone.x[0] > 0.0
+    offers = []
+
+    def offer_boundary(x, evaluate):
+        offers.append(x[0])
+        return evaluate(np.array([0.0, 1.0]))
+
+    helped = squarem(crawl, start, max_evaluations=500, tol=1e-5, on_slow=offer_boundary)
+    assert helped.converged and helped.x[0] == 0.0
+    assert len(offers) == 1 and helped.n_evaluations < alone.n_evaluations
