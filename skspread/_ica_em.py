@@ -256,8 +256,10 @@ def _fit_spread_em(
                 f"{relative_change(step.mixing, A):.2e}, effective sample size "
                 f"{step.effective_sample_size:.1f}{learned}"
             )
-        return pack(new_mixing, new_variance, prior)
+        latest_output[0] = pack(new_mixing, new_variance, prior)
+        return latest_output[0]
 
+    latest_output = [None]
     tried_at = []
 
     def try_noise_free(x, evaluate):
@@ -270,7 +272,15 @@ def _fit_spread_em(
         if noise == "fixed" or (tried_at and len(loglike) < 2 * tried_at[-1]):
             return None
         floor = np.full(n_noise, np.sqrt(least_variance) / unit)
-        if np.allclose(x[size : size + n_noise], floor):
+        noise_block = slice(size, size + n_noise)
+        excess = np.sum(x[noise_block] - floor)
+        if np.allclose(x[noise_block], floor) or excess <= 0.0:
+            return None
+        # Only while the noise is what crawls: its excess over the floor
+        # falls faster, relatively, than A moves (x's last map, F(x), is the
+        # latest output).
+        fall = np.sum(x[noise_block] - latest_output[0][noise_block]) / excess
+        if fall <= relative_change(latest_output[0][:size], x[:size]):
             return None
         tried_at.append(len(loglike))
         likelihood_here = loglike[-1]
