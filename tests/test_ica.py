@@ -667,3 +667,27 @@ def test_squarem_continues_from_the_point_on_slow_offers():
     helped = squarem(crawl, start, max_evaluations=500, tol=1e-5, on_slow=offer_boundary)
     assert helped.converged and helped.x[0] == 0.0
     assert len(offers) == 1 and helped.n_evaluations < alone.n_evaluations
+
+
+@pytest.mark.slow  # 25 s: 4000 rows, 1000 draws, about 50 EM iterations
+def test_learned_noise_reaches_zero_on_noise_free_square_uniform_mixtures():
+    # Issue 14 item 3: on five uniform sources mixed 5 x 5 without noise the
+    # learned noise crawled down the noise-density ridge (136 iterations,
+    # ending frozen at gamma^2 = 0.012); trying gamma^2 = 0 when EM crawls
+    # ends there, without a warning, at least as accurate as FastICA.
+    from skspread.metrics import amari_distance
+
+    rng = np.random.RandomState(0)
+    while True:
+        mixing = rng.choice([-1.0, 1.0], size=(5, 5))
+        if np.linalg.cond(mixing) < 1e3:
+            break
+    X = rng.uniform(-np.sqrt(3.0), np.sqrt(3.0), size=(4000, 5)) @ mixing.T
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        model = SpreadICA(5, random_state=0).fit(X)
+    assert model.noise_variance_ == 0.0
+    fastica = FastICA(5, whiten="unit-variance", random_state=0).fit(X)
+    assert amari_distance(model.components_, mixing) <= amari_distance(
+        np.linalg.pinv(fastica.mixing_), mixing
+    )
