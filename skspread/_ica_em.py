@@ -198,6 +198,13 @@ def _fit_spread_em(
     (so that SQUAREM's step lengths do not depend on the data's units): A
     and the densities are coupled (a source's scale trades between A's
     column and its density) and EM alone crawls along that coupling.
+
+    A learned noise that EM drives to zero (noise-free data, most of all
+    square mixtures, where the noise and the densities' widths trade along a
+    ridge) is approached at a rate tending to 1. When SQUAREM's steps fall
+    below ``tol`` without convergence, the boundary gamma^2 = 0 is tried
+    (the densities refitted to the sources A's pseudo-inverse gives) and
+    kept if its likelihood, with the same draws, is higher.
     """
     n_features, n_components = mixing.shape
     size = n_features * n_components
@@ -249,10 +256,50 @@ def _fit_spread_em(
                 f"{relative_change(step.mixing, A):.2e}, effective sample size "
                 f"{step.effective_sample_size:.1f}{learned}"
             )
-        return pack(new_mixing, new_variance, prior)
+        latest_output[0] = pack(new_mixing, new_variance, prior)
+        return latest_output[0]
+
+    latest_output = [None]
+    tried_at = []
+
+    def try_noise_free(x, evaluate):
+        # On square mixtures a learned noise and the densities' widths trade
+        # along a ridge, and on noise-free data EM crawls down it to gamma^2 = 0
+        # at a rate tending to 1. When steps get small without converging, try
+        # the boundary itself: keep it if its (common-draw) likelihood is higher.
+        # Tries are spaced geometrically (each after twice as many evaluations
+        # as the last), so they cost at most log2(max_iter) evaluations.
+        if noise == "fixed" or (tried_at and len(loglike) < 2 * tried_at[-1]):
+            return None
+        floor = np.full(n_noise, np.sqrt(least_variance) / unit)
+        noise_block = slice(size, size + n_noise)
+        excess = np.sum(x[noise_block] - floor)
+        if np.allclose(x[noise_block], floor) or excess <= 0.0:
+            return None
+        # Only while the noise is what crawls: its excess over the floor
+        # falls faster, relatively, than A moves (x's last map, F(x), is the
+        # latest output).
+        fall = np.sum(x[noise_block] - latest_output[0][noise_block]) / excess
+        if fall <= relative_change(latest_output[0][:size], x[:size]):
+            return None
+        tried_at.append(len(loglike))
+        likelihood_here = loglike[-1]
+        A, _, prior = unpack(x)
+        if learning:
+            # The densities learned beside the noise are narrower than the
+            # sources seen without noise: refit them as at the start.
+            prior, A = start_density("adaptive", Y, A)
+        boundary = pack(A, np.full(n_noise, least_variance), prior)
+        moved = evaluate(boundary)
+        return moved if loglike[-1] > likelihood_here else None
 
     result = squarem(
-        em_map, pack(mixing, total_variance, source), max_iter, tol, resolution=_E_STEP_RESOLUTION
+        em_map,
+        pack(mixing, total_variance, source),
+        max_iter,
+        tol,
+        resolution=_E_STEP_RESOLUTION,
+        on_slow=try_noise_free,
     )
     mixing, total_variance, prior = unpack(result.x)
     return _EMResult(

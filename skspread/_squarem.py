@@ -48,6 +48,7 @@ def squarem(
     failures=(np.linalg.LinAlgError,),
     stall_rate=0.999,
     resolution=0.0,
+    on_slow=None,
 ):
     """Iterate ``x <- fixed_point_map(x)`` with SQUAREM acceleration until x stops moving.
 
@@ -71,6 +72,11 @@ def squarem(
     error). A small step that keeps its direction at a rate within
     ``1 - stall_rate`` of 1 stops the iteration as stalled.
 
+    Whenever the step falls below ``tol`` without convergence,
+    ``on_slow(x, evaluate)`` (if given) may return another point to continue
+    from, for instance the boundary that a map approaches sublinearly; its
+    map evaluations go through ``evaluate`` and count.
+
     Parameters
     ----------
     fixed_point_map : callable
@@ -88,6 +94,10 @@ def squarem(
         Contraction rate above which small steps count as a stall.
     resolution : float
         Relative size of the map's rounding error.
+    on_slow : callable, optional
+        ``on_slow(x, evaluate)``, called at each small step that is not
+        convergence (just after ``evaluate(x)``); returns a point to continue
+        from, or None to go on from x.
 
     Returns
     -------
@@ -113,6 +123,14 @@ def squarem(
             recent_rates = recent_rates[-2:] + [step_rate]
             rate = max(recent_rates)
             relative_step = np.linalg.norm(step) / np.linalg.norm(x)
+            slow = relative_step < tol and not (
+                rate < 1.0 and relative_step < tol * (1.0 - rate)
+            )
+            if slow and on_slow is not None:
+                restart = on_slow(x, evaluate)
+                if restart is not None:
+                    x, previous_step, recent_rates, step_bound = restart, None, [], 1.0
+                    continue
             if relative_step < tol:
                 if steady and abs(1.0 - step_rate) < 1.0 - stall_rate:
                     return SquaremResult(first, n_evaluations, False, True, step_rate)

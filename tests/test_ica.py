@@ -643,3 +643,51 @@ def test_learned_noise_recovers_gamma(noise):
         standard_error = 2 * np.sqrt(2.0 / n_samples)
     assert np.all(relative_error < 4 * standard_error)
     assert mixing_error(model.mixing_, data.mixing) < 0.1
+
+
+def test_squarem_continues_from_the_point_on_slow_offers():
+    # x -> x / (1 + x) crawls to its fixed point 0 at a rate tending to 1, as
+    # a variance that EM drives to zero does, and stalls; offered that
+    # boundary when its steps get small, SQUAREM continues from it and stops
+    # there, counting the evaluation the offer made.
+    from skspread._testing import squarem
+
+    def crawl(x):
+        return np.array([x[0] / (1.0 + x[0]), 1.0])
+
+    start = np.array([0.5, 1.0])
+    alone = squarem(crawl, start, max_evaluations=500, tol=1e-5)
+    assert alone.stalled and alone.x[0] > 0.0
+    offers = []
+
+    def offer_boundary(x, evaluate):
+        offers.append(x[0])
+        return evaluate(np.array([0.0, 1.0]))
+
+    helped = squarem(crawl, start, max_evaluations=500, tol=1e-5, on_slow=offer_boundary)
+    assert helped.converged and helped.x[0] == 0.0
+    assert len(offers) == 1 and helped.n_evaluations < alone.n_evaluations
+
+
+@pytest.mark.slow  # 25 s: 4000 rows, 1000 draws, about 50 EM iterations
+def test_learned_noise_reaches_zero_on_noise_free_square_uniform_mixtures():
+    # Issue 14 item 3: on five uniform sources mixed 5 x 5 without noise the
+    # learned noise crawled down the noise-density ridge (136 iterations,
+    # ending frozen at gamma^2 = 0.012); trying gamma^2 = 0 when EM crawls
+    # ends there, without a warning, at least as accurate as FastICA.
+    from skspread.metrics import amari_distance
+
+    rng = np.random.RandomState(0)
+    while True:
+        mixing = rng.choice([-1.0, 1.0], size=(5, 5))
+        if np.linalg.cond(mixing) < 1e3:
+            break
+    X = rng.uniform(-np.sqrt(3.0), np.sqrt(3.0), size=(4000, 5)) @ mixing.T
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        model = SpreadICA(5, random_state=0).fit(X)
+    assert model.noise_variance_ == 0.0
+    fastica = FastICA(5, whiten="unit-variance", random_state=0).fit(X)
+    assert amari_distance(model.components_, mixing) <= amari_distance(
+        np.linalg.pinv(fastica.mixing_), mixing
+    )
