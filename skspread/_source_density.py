@@ -191,12 +191,16 @@ class MixtureSourceDensity:
         flat_weights = weights.ravel().astype(np.float64)
         centre = _GRID_SIZE // 2
         for k in range(len(cells)):
-            index = cells[k].ravel() + centre
+            # Counted over the cells the block reaches only: a full-length
+            # count per block and source cost more than the draws' own.
+            lowest = int(cells[k].min())
+            index = cells[k].ravel() - lowest
             upper = flat_weights * fractions[k].ravel()
-            histogram[k] += np.bincount(index, weights=flat_weights, minlength=_GRID_SIZE)
-            moved = np.bincount(index, weights=upper, minlength=_GRID_SIZE)
-            histogram[k] -= moved
-            histogram[k, 1:] += moved[:-1]
+            total = np.bincount(index, weights=flat_weights)
+            moved = np.bincount(index, weights=upper)
+            first = lowest + centre
+            histogram[k, first : first + len(total)] += total - moved
+            histogram[k, first + 1 : first + 1 + len(moved)] += moved
 
     # -- the M-step ----------------------------------------------------------
 
