@@ -9,7 +9,8 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._base import BaseSpreadEstimator, atomic_fit, check_n_samples
-from ._ica_em import _fit_spread_em, _rank_deficiency_as_value_error, _warn_unless_converged
+from ._ica_draws import _fit_with_draws, _fixed_draws
+from ._ica_em import _rank_deficiency_as_value_error, _warn_unless_converged
 from ._ica_online import _block_starts, _online_update, _OnlineState
 from ._ica_start import _auto_spread_scale, _fit_start, _start_noise_variance
 from ._ica_sampling import (
@@ -85,9 +86,13 @@ class SpreadICA(BaseSpreadEstimator):
         level is unknown: on noise-free data it ends at or near zero.
     n_spread_samples : int, default=1
         Spread copies S_y of each data point, drawn once per fit.
-    n_importance_samples : int, default=1000
-        Importance samples S_z per spread copy, drawn once per fit; each
-        group of at least 256 rows has its own set (see Notes).
+    n_importance_samples : int or 'auto', default='auto'
+        Importance samples S_z per spread copy, per group of >= 256 rows
+        (see Notes). An int is drawn once per fit. 'auto' runs EM to its
+        fixed point with 128 draws, estimates that point's Monte Carlo
+        error (the EM map with these and with fresh draws, their difference
+        over one minus EM's rate) and, above ``tol``, doubles the draws (the
+        fresh ones join) and resumes, up to 1024 (``partial_fit``: 1024).
     init : {'fastica', 'pca', 'random'} or array-like of shape \
             (n_features, n_components), default='fastica'
         Starting mixing matrix. 'fastica' is scikit-learn's FastICA with
@@ -138,11 +143,13 @@ class SpreadICA(BaseSpreadEstimator):
     n_samples_seen_ : int
         Number of training samples: those of ``fit``, or of all blocks
         given to :meth:`partial_fit` since it started.
+    n_importance_samples_ : int
+        Importance draws per row in the last E-step (see ``n_importance_samples``).
     effective_sample_size_ : float
         Mean effective sample size 1 / sum_s w_s^2 of the importance weights
-        in the last E-step (between 1 and ``n_importance_samples``); a
+        in the last E-step (between 1 and ``n_importance_samples_``); a
         ``ConvergenceWarning`` is raised when it falls below
-        min(10, n_importance_samples / 10).
+        min(10, n_importance_samples_ / 10).
     loglike_ : list of float
         Mean spread log-likelihood of the training spread copies at each
         EM evaluation (of each block's, one block after the other, for
@@ -168,8 +175,8 @@ class SpreadICA(BaseSpreadEstimator):
     A <- C S^-1 with C = sum y E[z|y]^T and S = sum E[z z^T|y] (paper eq
     43, 50-51); a learned noise takes ``tau^2 <- (sum |y|^2 - tr(A C^T)) / (N D)``
     from the same moments (per feature for 'diagonal'). The spread copies
-    and the importance draws are fixed for the whole fit (common random
-    numbers), which makes the EM map a smooth deterministic function of the
+    and the importance draws are fixed for a fit (for a stage of 'auto';
+    common random numbers), which makes the EM map a smooth deterministic function of the
     parameters and lets SQUAREM accelerate it. The cost per iteration is
     O(n_samples * n_spread_samples * n_importance_samples * n_components),
     evaluated in float32 blocks.
@@ -236,7 +243,10 @@ class SpreadICA(BaseSpreadEstimator):
             StrOptions({"isotropic", "diagonal"}),
         ],
         "n_spread_samples": [Interval(Integral, 1, None, closed="left")],
-        "n_importance_samples": [Interval(Integral, 1, None, closed="left")],
+        "n_importance_samples": [
+            Interval(Integral, 1, None, closed="left"),
+            StrOptions({"auto"}),
+        ],
         "init": [StrOptions({"fastica", "pca", "random"}), "array-like"],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
         "tol": [Interval(Real, 0, None, closed="left")],
@@ -254,7 +264,7 @@ class SpreadICA(BaseSpreadEstimator):
         spread_scale="auto",
         noise_variance="isotropic",
         n_spread_samples=1,
-        n_importance_samples=1000,
+        n_importance_samples="auto",
         init="fastica",
         max_iter=500,
         tol=3e-3,
@@ -306,21 +316,10 @@ class SpreadICA(BaseSpreadEstimator):
         dtype = X.dtype
         start = self._start(X.astype(np.float64, copy=False))
         Y = self._spread_copies(start.X_centred, start.spread, start.rng)
-        draw_sets = _draw_sets(len(Y), self.n_importance_samples, start.n_components, start.rng)
+        settings = (self.max_iter, self.tol, self.batch_size, self.verbose)
         with _rank_deficiency_as_value_error():
-            run = _fit_spread_em(
-                Y,
-                start.mixing,
-                start.total_variance,
-                draw_sets,
-                self.source,
-                self.max_iter,
-                self.tol,
-                self.batch_size,
-                self.verbose,
-                noise=start.noise,
-                least_variance=start.least_variance,
-            )
+            staged = _fit_with_draws(Y, start, self.n_importance_samples, self.source, settings)
+        run, self.n_importance_samples_ = staged.result, staged.n_draws
         _warn_unless_converged(run, start.spread, self)
         self._store_model(start.mean, run.mixing, run.total_variance, start, dtype, run.prior)
         self.effective_sample_size_ = run.effective_sample_size
@@ -406,7 +405,8 @@ class SpreadICA(BaseSpreadEstimator):
         X_centred = X.astype(np.float64, copy=False) - state.mean
         rng = state.random_state()
         Y = self._spread_copies(X_centred, state.start.spread, rng)
-        draw_sets = _draw_sets(len(Y), self.n_importance_samples, state.start.n_components, rng)
+        self.n_importance_samples_ = _fixed_draws(self.n_importance_samples)
+        draw_sets = _draw_sets(len(Y), self.n_importance_samples_, state.start.n_components, rng)
         starts = _block_starts(state, first_block, X_centred, self.init, self.noise_variance, rng)
         settings = (self.max_iter, self.tol, self.batch_size, self.verbose)
         with _rank_deficiency_as_value_error():
@@ -467,7 +467,7 @@ class SpreadICA(BaseSpreadEstimator):
             offsets = np.zeros((1, n_features))
         else:
             offsets = self.spread_.noise((self.n_spread_samples, n_features), rng)
-        eps = _standard_normal_draws(self.n_importance_samples, n_components, rng)
+        eps = _standard_normal_draws(self.n_importance_samples_, n_components, rng)
         return offsets, eps
 
     def transform(self, X):
@@ -544,7 +544,7 @@ class SpreadICA(BaseSpreadEstimator):
         """Spread log-likelihood of each sample, by importance sampling.
 
         The mean of log p~(y) over ``n_spread_samples`` spread copies
-        y = x + sigma e, each estimated with ``n_importance_samples`` draws;
+        y = x + sigma e, each estimated with ``n_importance_samples_`` draws;
         the copies and draws come from a seed fixed at fit, so the result
         is deterministic. Without spread it is log p(x) under the noisy
         model.

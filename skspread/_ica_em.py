@@ -318,7 +318,7 @@ def _warn_unless_converged(result, spread, estimator):
     """ConvergenceWarning for a frozen EM, one stopped at max_iter, or a degenerate sampler.
 
     ``result`` is an ``_EMResult``; ``estimator`` gives ``tol``, ``max_iter``
-    and ``n_importance_samples``.
+    and ``n_importance_samples_`` (the draws used).
     """
     tol, max_iter = estimator.tol, estimator.max_iter
     if result.stalled:
@@ -344,7 +344,7 @@ def _warn_unless_converged(result, spread, estimator):
             "a spread).",
             ConvergenceWarning,
         )
-    n_draws, effective_sample_size = estimator.n_importance_samples, result.effective_sample_size
+    n_draws, effective_sample_size = estimator.n_importance_samples_, result.effective_sample_size
     if effective_sample_size < min(10.0, n_draws / 10):
         warnings.warn(
             f"The importance sampler is degenerate: its mean effective sample "

@@ -1,0 +1,150 @@
+"""How many importance draws SpreadICA's E-step takes: a fixed number, or 'auto'.
+
+With 'auto' the fit runs in stages. In each, EM (``_fit_spread_em``: SQUAREM
+on a deterministic map) runs to its fixed point with the stage's draws
+fixed, and only then may the draws change, so that every SQUAREM cycle sees
+one map. At a stage's end x the Monte Carlo error of the EM map is set
+against its sampling error, both from the M-step's A = C S^-1 (paper eq
+51) at x:
+
+- Monte Carlo error: |A(D) - A(D')| / sqrt(2), with D the stage's draws
+  and D' as many fresh ones, independent of D;
+- sampling error: the standard error of A over the G groups of rows that
+  have their own draws (``_draw_sets``), sd_g(A_g) / sqrt(G), A_g the
+  M-step on group g's statistics alone.
+
+Along a direction where EM is slow, both errors of the fixed point are the
+map's divided by one minus EM's rate there (the missing information
+inflates the estimator's variance by the same factor), so their ratio is
+judged on the map. When the Monte Carlo error exceeds a quarter of the
+sampling error (it would then add more than 3% to the total error), EM
+resumes from x with D, D' and, where the ratio asks for more (the error
+falling as one over the square root of the draws), further fresh draws:
+a power of two times D's, up to a cap.
+"""
+
+import math
+from typing import NamedTuple
+
+import numpy as np
+
+from ._ica_em import _e_step, _fit_spread_em, _m_step
+from ._ica_sampling import _draw_sets
+
+# 'auto': the first stage's draws and the most.
+_AUTO_FIRST_DRAWS = 128
+_AUTO_MAX_DRAWS = 1024
+# EM evaluations per stage while the draws may still grow (the last stage
+# has the rest of max_iter): the check comes at a fixed point or after these.
+_AUTO_STAGE_ITER = 20
+# Largest ratio of the EM map's Monte Carlo error to its sampling error at
+# which the draws are kept: sqrt(1 + 0.25^2) - 1 = 3% more total error.
+_AUTO_ERROR_SHARE = 0.25
+
+
+def _fixed_draws(n_importance_samples):
+    """The draws of a fit that does not adapt them: an int's, or 'auto''s cap."""
+    if n_importance_samples == "auto":
+        return _AUTO_MAX_DRAWS
+    return n_importance_samples
+
+
+class _DrawsRun(NamedTuple):
+    """An ``_EMResult`` over the stages, and the draws per row of the last stage."""
+
+    result: object
+    n_draws: int
+
+
+def _monte_carlo_error(Y, mixing, total_variance, prior, draw_sets, fresh, batch_size):
+    """The EM map's Monte Carlo and sampling errors at (A, Psi), and its E-steps' log-likelihoods.
+
+    ``draw_sets`` and ``fresh`` pair the same groups of rows with
+    independent draws. Both errors are Frobenius norms of A's M-step,
+    relative to |A| (see the module's docstring).
+    """
+    groups = [
+        _e_step(Y[rows], mixing, total_variance, [(slice(None), eps)], prior, batch_size)
+        for rows, eps in draw_sets
+    ]
+    pooled = sum(groups[1:], groups[0])
+    other = _e_step(Y, mixing, total_variance, fresh, prior, batch_size)
+    norm = np.linalg.norm(mixing)
+    error = np.linalg.norm(_m_step(pooled)[0] - _m_step(other)[0]) / (math.sqrt(2.0) * norm)
+    if len(groups) < 2:
+        # One group: no sampling error to compare with; the draws grow to the cap.
+        sampling_error = 0.0
+    else:
+        per_group = np.array([_m_step(group)[0] for group in groups])
+        deviation = np.sqrt(np.sum((per_group - per_group.mean(axis=0)) ** 2) / (len(groups) - 1))
+        sampling_error = deviation / (math.sqrt(len(groups)) * norm)
+    loglike = [statistics.log_likelihood / statistics.n_rows for statistics in (pooled, other)]
+    return float(error), float(sampling_error), loglike
+
+
+def _fit_with_draws(Y, start, n_importance_samples, source, settings):
+    """EM with ``n_importance_samples`` draws per row (an int), or 'auto' (see module).
+
+    ``start`` is the fit's ``_FitStart`` (mixing, total variance, noise, the
+    generator of the draws); ``settings`` are (max_iter, tol, batch_size,
+    verbose). ``result.loglike`` of the returned ``_DrawsRun`` counts every
+    E-step, the checks' included, and so does ``max_iter``.
+    """
+    max_iter, tol, batch_size, verbose = settings
+    n_components = start.n_components
+    adaptive = n_importance_samples == "auto"
+    n_draws = _AUTO_FIRST_DRAWS if adaptive else n_importance_samples
+    draw_sets = _draw_sets(len(Y), n_draws, n_components, start.rng)
+    mixing, total_variance, prior = start.mixing, start.total_variance, source
+    loglike = []
+    settled = not adaptive
+    while True:
+        budget = max_iter - len(loglike)
+        result = _fit_spread_em(
+            Y,
+            mixing,
+            total_variance,
+            draw_sets,
+            prior,
+            budget if settled else min(budget, _AUTO_STAGE_ITER),
+            tol,
+            batch_size,
+            verbose,
+            noise=start.noise,
+            least_variance=start.least_variance,
+        )
+        loglike += result.loglike
+        mixing, total_variance, prior = result.mixing, result.total_variance, result.prior
+        if settled or len(loglike) + 3 > max_iter:
+            break
+        fresh = _draw_sets(len(Y), n_draws, n_components, start.rng)
+        error, sampling_error, check_loglike = _monte_carlo_error(
+            Y, mixing, total_variance, prior, draw_sets, fresh, batch_size
+        )
+        loglike += check_loglike
+        if verbose:
+            print(
+                f"[SpreadICA] {n_draws} importance draws per row: relative Monte Carlo "
+                f"error of the EM map {error:.1e}, sampling error {sampling_error:.1e}"
+            )
+        if error <= _AUTO_ERROR_SHARE * sampling_error:
+            settled = True
+            if result.converged or result.stalled:
+                break
+            continue
+        # The error falls as 1 / sqrt(draws): the doublings that bring it
+        # under its share at once, the fresh draws joining the stage's.
+        shortfall = math.inf
+        if sampling_error > 0:
+            shortfall = (error / (_AUTO_ERROR_SHARE * sampling_error)) ** 2
+        doublings = max(1, math.ceil(math.log2(min(shortfall, _AUTO_MAX_DRAWS))))
+        grown = min(_AUTO_MAX_DRAWS, n_draws * 2**doublings)
+        parts = [draw_sets, fresh]
+        if grown > 2 * n_draws:
+            parts.append(_draw_sets(len(Y), grown - 2 * n_draws, n_components, start.rng))
+        draw_sets = [
+            (sets[0][0], np.vstack([eps for _, eps in sets])) for sets in zip(*parts)
+        ]
+        n_draws = grown
+        settled = n_draws >= _AUTO_MAX_DRAWS
+    return _DrawsRun(result._replace(loglike=loglike), n_draws)
