@@ -13,13 +13,8 @@ from ._ica_draws import _fit_with_draws, _fixed_draws
 from ._ica_em import _rank_deficiency_as_value_error, _warn_unless_converged
 from ._ica_online import _block_starts, _online_update, _OnlineState
 from ._ica_start import _auto_spread_scale, _fit_start, _start_noise_variance
-from ._ica_sampling import (
-    _draw_sets,
-    _importance_posterior,
-    _Proposal,
-    _standard_normal_draws,
-    _whitened,
-)
+from ._ica_sampling import _draw_sets, _importance_posterior, _Proposal
+from ._ica_sampling import _standard_normal_draws, _whitened
 from ._source_density import sample_prior
 from .spread import GaussianSpread
 
@@ -88,11 +83,14 @@ class SpreadICA(BaseSpreadEstimator):
         Spread copies S_y of each data point, drawn once per fit.
     n_importance_samples : int or 'auto', default='auto'
         Importance samples S_z per spread copy, per group of >= 256 rows
-        (see Notes). An int is drawn once per fit. 'auto' runs EM to its
-        fixed point with 128 draws, estimates that point's Monte Carlo
-        error (the EM map with these and with fresh draws, their difference
-        over one minus EM's rate) and, above ``tol``, doubles the draws (the
-        fresh ones join) and resumes, up to 1024 (``partial_fit``: 1024).
+        (see Notes). An int is drawn once per fit. 'auto' starts with 128;
+        after 20 EM evaluations (or at convergence) the M-step's A with
+        these and with as many fresh draws gives its Monte Carlo error, and
+        its spread over the row groups its sampling error; where the first
+        is above a quarter of the second, the draws grow to the power of
+        two that brings it there (the fresh ones joining), at most 1024,
+        and EM resumes; these checks count in ``max_iter``.
+        ``partial_fit`` takes 1024.
     init : {'fastica', 'pca', 'random'} or array-like of shape \
             (n_features, n_components), default='fastica'
         Starting mixing matrix. 'fastica' is scikit-learn's FastICA with
@@ -144,7 +142,8 @@ class SpreadICA(BaseSpreadEstimator):
         Number of training samples: those of ``fit``, or of all blocks
         given to :meth:`partial_fit` since it started.
     n_importance_samples_ : int
-        Importance draws per row in the last E-step (see ``n_importance_samples``).
+        Importance draws per row of the last E-step, also those of
+        ``transform`` and ``score_samples``.
     effective_sample_size_ : float
         Mean effective sample size 1 / sum_s w_s^2 of the importance weights
         in the last E-step (between 1 and ``n_importance_samples_``); a
@@ -175,9 +174,10 @@ class SpreadICA(BaseSpreadEstimator):
     A <- C S^-1 with C = sum y E[z|y]^T and S = sum E[z z^T|y] (paper eq
     43, 50-51); a learned noise takes ``tau^2 <- (sum |y|^2 - tr(A C^T)) / (N D)``
     from the same moments (per feature for 'diagonal'). The spread copies
-    and the importance draws are fixed for a fit (for a stage of 'auto';
-    common random numbers), which makes the EM map a smooth deterministic function of the
-    parameters and lets SQUAREM accelerate it. The cost per iteration is
+    and the importance draws are fixed (common random numbers; 'auto'
+    changes the draws only between SQUAREM runs), which makes the EM map a
+    smooth deterministic function of the parameters and lets SQUAREM
+    accelerate it. The cost per iteration is
     O(n_samples * n_spread_samples * n_importance_samples * n_components),
     evaluated in float32 blocks.
 

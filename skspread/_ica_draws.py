@@ -1,11 +1,11 @@
 """How many importance draws SpreadICA's E-step takes: a fixed number, or 'auto'.
 
 With 'auto' the fit runs in stages. In each, EM (``_fit_spread_em``: SQUAREM
-on a deterministic map) runs to its fixed point with the stage's draws
-fixed, and only then may the draws change, so that every SQUAREM cycle sees
-one map. At a stage's end x the Monte Carlo error of the EM map is set
-against its sampling error, both from the M-step's A = C S^-1 (paper eq
-51) at x:
+on a deterministic map) runs with the stage's draws fixed, to its fixed
+point or for at most ``_AUTO_STAGE_ITER`` evaluations, and only then may the
+draws change, so that every SQUAREM cycle sees one map. At a stage's end x
+the Monte Carlo error of the EM map is set against its sampling error,
+both from the M-step's A = C S^-1 (paper eq 51) at x:
 
 - Monte Carlo error: |A(D) - A(D')| / sqrt(2), with D the stage's draws
   and D' as many fresh ones, independent of D;
@@ -20,7 +20,8 @@ judged on the map. When the Monte Carlo error exceeds a quarter of the
 sampling error (it would then add more than 3% to the total error), EM
 resumes from x with D, D' and, where the ratio asks for more (the error
 falling as one over the square root of the draws), further fresh draws:
-a power of two times D's, up to a cap.
+a power of two times D's, up to a cap. Once the draws pass the check (or
+reach the cap), the last stage runs to convergence or ``max_iter``.
 """
 
 import math
