@@ -83,7 +83,7 @@ class SpreadICA(BaseSpreadEstimator):
         Spread copies S_y of each data point, drawn once per fit.
     n_importance_samples : int or 'auto', default='auto'
         Importance samples S_z per spread copy, per group of >= 256 rows
-        (see Notes). An int is drawn once per fit. 'auto' starts with 128;
+        (see Notes). An int is drawn once per fit. 'auto' starts with 256;
         after 20 EM evaluations (or at convergence) the M-step's A with
         these and with as many fresh draws gives its Monte Carlo error, and
         its spread over the row groups its sampling error; where the first

@@ -33,7 +33,7 @@ from ._ica_em import _e_step, _fit_spread_em, _m_step
 from ._ica_sampling import _draw_sets
 
 # 'auto': the first stage's draws and the most.
-_AUTO_FIRST_DRAWS = 128
+_AUTO_FIRST_DRAWS = 256
 _AUTO_MAX_DRAWS = 1024
 # EM evaluations per stage while the draws may still grow (the last stage
 # has the rest of max_iter): the check comes at a fixed point or after these.

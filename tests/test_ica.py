@@ -702,12 +702,12 @@ def test_learned_noise_reaches_zero_on_noise_free_square_uniform_mixtures():
 
 
 def test_auto_draws_are_reproducible_and_reported():
-    # 'auto' starts with 128 draws per row and may double them, up to 1024;
+    # 'auto' starts with 256 draws per row and may double them, up to 1024;
     # the draws come from random_state, so a refit repeats the fit exactly.
     X = make_ica(1000, n_features=4, n_components=2, random_state=0).data
     first = SpreadICA(2, random_state=0).fit(X)
     second = SpreadICA(2, random_state=0).fit(X)
-    assert first.n_importance_samples_ in (128, 256, 512, 1024)
+    assert first.n_importance_samples_ in (256, 512, 1024)
     np.testing.assert_array_equal(first.mixing_, second.mixing_)
     assert first.n_importance_samples_ == second.n_importance_samples_
     assert first.n_iter_ == len(first.loglike_) <= first.max_iter
@@ -722,16 +722,17 @@ def test_int_draws_are_honoured():
 
 
 def test_auto_draws_grow_where_the_monte_carlo_error_is_large():
-    # Noise (gamma = 1) hides the weakest direction of a square mixing: the
-    # proposal is poor there and 128 draws leave a Monte Carlo error of the
-    # EM map near its sampling error, so 'auto' takes more draws; on the
-    # paper's noise-free setting 128 draws are enough.
-    noisy = make_ica(2000, 6, 6, noise_std=1.0, random_state=1)
-    ica = SpreadICA(6, source="laplace", noise_variance=1.0, max_iter=25, random_state=1)
+    # Noise (gamma = 1) hides the weakest direction of a square 10 x 10
+    # mixing: the proposal is poor there and 256 draws leave a Monte Carlo
+    # error of the EM map half its sampling error (measured), so 'auto'
+    # takes more draws (1024); on the
+    # paper's noise-free setting 256 draws are enough.
+    noisy = make_ica(2000, 10, 10, noise_std=1.0, random_state=1)
+    ica = SpreadICA(10, source="laplace", noise_variance=1.0, max_iter=25, random_state=1)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         ica.fit(noisy.data)
-    assert ica.n_importance_samples_ > 128
+    assert ica.n_importance_samples_ > 256
     clean = make_ica(2000, 6, 3, random_state=1)
     fitted = SpreadICA(3, source="laplace", random_state=1).fit(clean.data)
-    assert fitted.n_importance_samples_ == 128
+    assert fitted.n_importance_samples_ == 256
