@@ -15,6 +15,7 @@ from ._ica_online import _block_starts, _online_update, _OnlineState
 from ._ica_start import _auto_spread_scale, _fit_start, _start_noise_variance
 from ._ica_sampling import _draw_sets, _importance_posterior, _Proposal
 from ._ica_sampling import _standard_normal_draws, _whitened
+from ._row_noise import row_keys, row_standard_normals
 from ._source_density import sample_prior
 from .spread import GaussianSpread
 
@@ -206,9 +207,9 @@ class SpreadICA(BaseSpreadEstimator):
     ``transform`` returns E[z | x] under the model (noise gamma^2): the
     least-squares sources ``components_ @ (x - mu)`` when gamma = 0, an
     importance-sampling estimate otherwise. ``score_samples`` estimates the
-    spread log-likelihood of each row with spread copies and importance
-    draws from a seed fixed at fit, shared by all rows, so repeated calls
-    agree and each row's value does not depend on the other rows.
+    spread log-likelihood of each row with spread copies drawn per row from
+    its values and a seed fixed at fit (so their error averages out over
+    rows) and importance draws from that seed.
 
     References
     ----------
@@ -460,15 +461,9 @@ class SpreadICA(BaseSpreadEstimator):
         self._store_spread(start.spread)
 
     def _evaluation_draws(self):
-        """Spread offsets (S_y, D) and importance draws (S_z, K), fixed at fit."""
+        """Importance draws (S_z, K) of transform and score_samples, fixed at fit."""
         rng = np.random.RandomState(self._evaluation_seed)
-        n_features, n_components = self.mixing_.shape
-        if self.spread_ is None:
-            offsets = np.zeros((1, n_features))
-        else:
-            offsets = self.spread_.noise((self.n_spread_samples, n_features), rng)
-        eps = _standard_normal_draws(self.n_importance_samples_, n_components, rng)
-        return offsets, eps
+        return _standard_normal_draws(self.n_importance_samples_, self.mixing_.shape[1], rng)
 
     def transform(self, X):
         """Posterior mean of the sources, E[z | x], under the fitted model.
@@ -491,7 +486,7 @@ class SpreadICA(BaseSpreadEstimator):
             # A feature without noise pins z to a subspace; a tiny share of the
             # largest noise keeps the whitened posterior a density.
             noise_variance = np.maximum(noise_variance, 1e-6 * noise_variance.max())
-        _, eps = self._evaluation_draws()
+        eps = self._evaluation_draws()
         Y, mixing, variance, _ = _whitened(
             X_centred, self.mixing_.astype(np.float64), noise_variance[()]
         )
@@ -544,10 +539,12 @@ class SpreadICA(BaseSpreadEstimator):
         """Spread log-likelihood of each sample, by importance sampling.
 
         The mean of log p~(y) over ``n_spread_samples`` spread copies
-        y = x + sigma e, each estimated with ``n_importance_samples_`` draws;
-        the copies and draws come from a seed fixed at fit, so the result
-        is deterministic. Without spread it is log p(x) under the noisy
-        model.
+        y = x + sigma e, each estimated with ``n_importance_samples_`` draws.
+        Each row has its own copies, a function of its values and of a seed
+        fixed at fit, so the result is deterministic, a row's value does not
+        depend on the other rows, and the copies' error averages out in the
+        mean over rows (``score``). Without spread it is log p(x) under the
+        noisy model.
 
         Parameters
         ----------
@@ -560,27 +557,28 @@ class SpreadICA(BaseSpreadEstimator):
         """
         check_is_fitted(self)
         X_centred, dtype = self._centred(X)
-        offsets, eps = self._evaluation_draws()
+        eps = self._evaluation_draws()
         total_variance = np.asarray(self.noise_variance_, dtype=np.float64) + (
             0.0 if self.spread_ is None else self.spread_.variance
         )
         mixing = self.mixing_.astype(np.float64)
         Y, mixing, variance, log_jacobian = _whitened(X_centred, mixing, total_variance[()])
+        if self.spread_ is None:
+            offsets = np.zeros((len(Y), 1, Y.shape[1]))
+        else:
+            keys = row_keys(X_centred, self._evaluation_seed)
+            shape = (self.n_spread_samples, Y.shape[1])
+            offsets = self.spread_.scale * row_standard_normals(keys, shape)
         offsets, _, _, _ = _whitened(offsets, self.mixing_, total_variance[()])
         proposal = _Proposal(mixing, variance)
         log_likelihood = np.zeros(X.shape[0])
-        for offset in offsets:
+        for copy in range(offsets.shape[1]):
             log_marginal, _, _, _ = _importance_posterior(
-                Y + offset,
-                proposal,
-                eps,
-                self._prior,
-                self.batch_size,
-                np.float64,
+                Y + offsets[:, copy], proposal, eps, self._prior, self.batch_size, np.float64,
                 moments=False,
             )
             log_likelihood += log_marginal
-        log_likelihood = log_likelihood / len(offsets) + log_jacobian
+        log_likelihood = log_likelihood / offsets.shape[1] + log_jacobian
         return log_likelihood.astype(dtype, copy=False)
 
     def _centred(self, X):
