@@ -566,7 +566,7 @@ class SpreadICA(BaseSpreadEstimator):
         if self.spread_ is None:
             offsets = np.zeros((len(Y), 1, Y.shape[1]))
         else:
-            keys = row_keys(X_centred, self._evaluation_seed)
+            keys = row_keys(X_centred, self.spread_.scale, self._evaluation_seed)
             shape = (self.n_spread_samples, Y.shape[1])
             offsets = self.spread_.scale * row_standard_normals(keys, shape)
         offsets, _, _, _ = _whitened(offsets, self.mixing_, total_variance[()])

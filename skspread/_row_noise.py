@@ -8,10 +8,11 @@ shared by all rows has both, but then every row carries the same draw's
 error, which does not average out in the mean score over rows: the score
 of a fitted model moves with its seed by the size of one row's error.
 
-Here each row gets its own draws, derived from the bytes of its values and
-the seed fixed at fit by a counter-based hash: draw c of row i is
-``mix(key_i + (c + 1) * G)``, with ``key_i`` a hash of the row's float64
-words and the seed. Rows with different values get (practically)
+Here each row gets its own draws, derived from its values and the seed
+fixed at fit by a counter-based hash: draw c of row i is
+``mix(key_i + (c + 1) * G)``, with ``key_i`` a hash of the row's values on
+a grid in units of the spread (so that data in other units get the same
+draws) and of the seed. Rows with different values get (practically)
 independent draws, so the error of the mean score shrinks like
 1 / sqrt(n_samples); equal rows get equal draws, so a row's score is still
 a function of the row. The mixing function is the finaliser of the
@@ -38,14 +39,22 @@ def _mix(words):
     return words ^ (words >> np.uint64(31))
 
 
-def row_keys(X, seed):
-    """One 64-bit key per row: a hash of the row's float64 values and ``seed``.
+def row_keys(X, unit, seed):
+    """One 64-bit key per row: a hash of the row, in units of ``unit``, and ``seed``.
+
+    The row is rounded to a grid of ``unit * 2**-20`` before it is hashed,
+    so that the same data in other units (``c * X`` with ``c * unit``) get
+    the same keys: rounding errors of the conversion, about 1e-16 of the
+    values, change a key only for a value within that distance of a grid
+    point's edge. Rows closer than the grid get the same key.
 
     Parameters
     ----------
     X : ndarray of shape (n_samples, n_features)
-        Rows (compared as float64 values: a float32 row and its float64
-        copy get the same key, and -0.0 the key of 0.0).
+        Rows (centred: the grid is about 0).
+    unit : float
+        Positive scale of the rows that moves with their units (the
+        spread's scale).
     seed : int
         Non-negative seed, fixed at fit.
 
@@ -53,8 +62,9 @@ def row_keys(X, seed):
     -------
     keys : ndarray of shape (n_samples,), dtype uint64
     """
-    # + 0.0 turns -0.0 into 0.0, so that equal values have equal bytes.
-    words = np.ascontiguousarray(np.asarray(X, dtype=np.float64) + 0.0).view(np.uint64)
+    # + 0.0 turns the -0.0 of np.round into 0.0, so that equal values have equal bytes.
+    grid = np.round(np.asarray(X, dtype=np.float64) * (2.0**20 / unit)) + 0.0
+    words = np.ascontiguousarray(grid).view(np.uint64)
     keys = np.full(len(words), _mix(np.array([seed], dtype=np.uint64) + _GOLDEN)[0])
     with np.errstate(over="ignore"):
         # Each word is folded in after the key is mixed, so that the order of
