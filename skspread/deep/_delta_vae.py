@@ -18,7 +18,7 @@ from ._checks import ROUTED_PREFIXES, PositiveIntegers
 from ._device import import_torch
 from ._fitting import DeltaVAEFitting
 
-# Spread copies of every row in score_samples (shared by all rows).
+# Spread copies of every row in score_samples.
 _N_SCORE_SPREAD_COPIES = 4
 
 
@@ -249,10 +249,11 @@ class DeltaVAE(DeltaVAEFitting, BaseSpreadEstimator):
     error: training ends after the current step with a warning, keeping the
     parameters reached (``n_iter_`` counts the complete epochs).
 
-    ``score_samples`` averages the bound over a few spread copies of each row
-    drawn with common random numbers (the same noise for every row, seeded at
-    fit time), so it is deterministic and a row's score does not depend on
-    the other rows.
+    ``score_samples`` averages the bound over a few spread copies of each row,
+    drawn (with its importance draws) from a seed that is a hash of the row's
+    values and a seed fixed at fit: it is deterministic, a row's score does
+    not depend on the other rows, and the draws' error averages out over
+    rows in ``score``.
 
     Pickling moves the tensors through the CPU; a model trained on a GPU
     loads on a machine without one (on the CPU, with a warning).
@@ -537,8 +538,8 @@ class DeltaVAE(DeltaVAEFitting, BaseSpreadEstimator):
         """Spread log-likelihood bound of each sample.
 
         An importance-weighted bound (the ELBO for ``n_importance_samples=1``)
-        on log q~(y), averaged over spread copies y of each row, with common
-        random numbers seeded at fit time (see Notes of the class).
+        on log q~(y), averaged over spread copies y of each row, drawn from
+        the row's values and a seed fixed at fit (see Notes of the class).
 
         Parameters
         ----------
@@ -552,25 +553,14 @@ class DeltaVAE(DeltaVAEFitting, BaseSpreadEstimator):
         """
         check_is_fitted(self)
         X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
-        torch = import_torch()
         module = self._evaluation_module()
-        generator = torch.Generator(device=self.device_).manual_seed(self._evaluation_seed)
-        with torch.no_grad():
-            spread_noise = None
-            if module.spread is not None:
-                spread_noise = module.spread.noise(
-                    (_N_SCORE_SPREAD_COPIES, self.n_features_in_), generator
-                )
-            latent_noise = torch.randn(
-                (self.n_importance_samples, self._n_features_out),
-                generator=generator,
-                device=self.device_,
-                dtype=torch.float64,
-            )
-        bound = self._batched(
-            self._standardise(X),
-            lambda batch: module.log_likelihood_bound(batch, spread_noise, latent_noise),
-        )
+        n_copies = 0 if module.spread is None else _N_SCORE_SPREAD_COPIES
+
+        def row_bound(batch):
+            spread_noise, latent_noise = self._evaluation_noise(batch, module, n_copies)
+            return module.log_likelihood_bound(batch, spread_noise, latent_noise)
+
+        bound = self._batched(self._standardise(X), row_bound)
         return bound - self._log_scale_offset()
 
     @property

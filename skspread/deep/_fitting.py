@@ -15,6 +15,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import _check_feature_names, _check_n_features, validate_data
 
 from .._base import _is_zero_scalar, atomic_fit
+from .._row_noise import row_keys
 from ..spread import GaussianSpread
 from ._checks import ROUTED_PREFIXES, routed_params
 from ._data import RowSource, StandardisedRows, feature_statistics, is_out_of_core
@@ -244,6 +245,35 @@ class DeltaVAEFitting:
             # Every callback sees every epoch, even after one asked to stop.
             stop = bool(callback(self, entry)) or stop
         return stop
+
+    def _evaluation_noise(self, batch, module, n_copies):
+        """Spread (n, S, D) (None without spread) and latent (n, T, K) draws of each row.
+
+        Each row's draws come from a generator seeded with a hash of the row
+        (standardised, so in the data's units) and the evaluation seed: a
+        row's score depends on that row alone, and rows get independent
+        draws, whose error averages out over rows. The kernel (or the learned
+        spread) draws its own noise, so any kernel serves.
+        """
+        torch = import_torch()
+        keys = row_keys(batch.cpu().numpy(), 1.0, self._evaluation_seed)
+        generator = torch.Generator(device=self.device_)
+        n_draws, n_components = self.n_importance_samples, self.n_components
+        spread_noise, latent_noise = [], []
+        for key in keys.tolist():
+            generator.manual_seed(key)
+            if n_copies:
+                spread_noise.append(module.spread.noise((n_copies, batch.shape[1]), generator))
+            latent_noise.append(
+                torch.randn(
+                    (n_draws, n_components),
+                    generator=generator,
+                    device=batch.device,
+                    dtype=batch.dtype,
+                )
+            )
+        spread_noise = torch.stack(spread_noise) if n_copies else None
+        return spread_noise, torch.stack(latent_noise)
 
     def _log_scale_offset(self):
         """D log(data_scale_): log-densities in the data's units minus standardised ones."""

@@ -122,12 +122,14 @@ class DeltaVAEModule(nn.Module):
         Parameters
         ----------
         X : tensor of shape (n, D)
-        spread_noise : tensor of shape (S, D) or None
-            Spread draws shared by every row (common random numbers), so
-            the score of a row does not depend on the other rows.
-        latent_noise : tensor of shape (T, K)
-            Standard-normal draws shared by every row; T importance samples
-            (T = 1 gives the ELBO with a one-sample estimate of its KL).
+        spread_noise : tensor of shape (n, S, D) or (S, D), or None
+            Spread draws of each row, or draws shared by every row (common
+            random numbers); either way the score of a row does not depend
+            on the other rows.
+        latent_noise : tensor of shape (n, T, K) or (T, K)
+            Standard-normal draws of each row (used for each of its spread
+            copies) or shared by every row; T importance samples (T = 1
+            gives the ELBO with a one-sample estimate of its KL).
 
         Returns
         -------
@@ -137,22 +139,26 @@ class DeltaVAEModule(nn.Module):
         """
         n_rows, n_features = X.shape
         if self.spread is None:
-            Y = X[None]
+            Y = X[:, None, :]
         else:
-            Y = self.spread.centre(X)[None] + spread_noise[:, None, :]
+            Y = self.spread.centre(X)[:, None, :] + spread_noise
+        n_copies = Y.shape[1]
+        # Row-major: the copies of a row are consecutive, as are their draws.
         Y = Y.reshape(-1, n_features)
+        latent_noise = latent_noise.expand(n_rows, *latent_noise.shape[-2:])
+        latent_noise = latent_noise.repeat_interleave(n_copies, dim=0)
         mean, log_var = self.encoder(Y)
         std = torch.exp(0.5 * log_var)
-        Z = mean[:, None, :] + std[:, None, :] * latent_noise[None]
+        Z = mean[:, None, :] + std[:, None, :] * latent_noise
         generated = self.generate(Z.reshape(-1, Z.shape[-1])).reshape(*Z.shape[:2], n_features)
         if self.spread is None:
             log_likelihood = self.observation.log_prob(Y[:, None, :], generated)
         else:
             log_likelihood = self.spread.log_prob(Y[:, None, :], generated)
-        log_posterior = standard_normal_log_prob(latent_noise)[None] - torch.sum(
+        log_posterior = standard_normal_log_prob(latent_noise) - torch.sum(
             0.5 * log_var, dim=-1, keepdim=True
         )
         log_weights = log_likelihood + standard_normal_log_prob(Z) - log_posterior
-        n_importance = latent_noise.shape[0]
+        n_importance = latent_noise.shape[1]
         bound = torch.logsumexp(log_weights, dim=1) - math.log(n_importance)
-        return bound.reshape(-1, n_rows).mean(dim=0)
+        return bound.reshape(n_rows, n_copies).mean(dim=1)
