@@ -19,6 +19,9 @@ a function of the row. The mixing function is the finaliser of the
 SplitMix64 generator (Steele, Lea and Flood, 2014), whose outputs for
 consecutive counters pass the standard statistical test batteries; it is
 written here with NumPy's wrapping uint64 arithmetic, vectorised over rows.
+SpreadICA turns the draws into Gaussian spread copies; DeltaVAE, whose
+kernel (any kernel, or a learned spread) draws its own noise, seeds one
+torch generator per row with the row's key instead.
 """
 
 import numpy as np
