@@ -29,7 +29,8 @@ def main():
     start = time.perf_counter()
     model = SpreadICA(n_components=5, random_state=0).fit(ica.data)
     fit_seconds = time.perf_counter() - start
-    print(f"{args.label}: fit {fit_seconds:.1f} s, score at the fit's seed {model.score(ica.data):.3f}")
+    score = model.score(ica.data)
+    print(f"{args.label}: fit {fit_seconds:.1f} s, score at the fit's seed {score:.3f}")
     for n_seeds, n_rows in [(n, rows) for n in args.n_seeds for rows in (500, 2000)]:
         scores = []
         for seed in range(n_seeds):
