@@ -106,9 +106,9 @@ class SpreadICA(BaseSpreadEstimator):
         point, ``|step| / (1 - rate)`` with the rate at which EM steps shrink,
         is below ``tol`` relative to their norm. A small step alone is not
         convergence: near the deterministic limit EM contracts at a rate
-        near 1 (paper eq 43-45), and a fit whose small steps keep their
-        direction at a rate within 0.001 of 1 stops with a
-        ``ConvergenceWarning`` (frozen).
+        near 1 (paper eq 43-45): small steps that keep their direction have
+        converged if below a quarter of the EM map's sampling error along
+        them, else (at a rate within 0.001 of 1) warn as frozen.
     batch_size : int, default=256
         Rows per block of the E-step; memory is O(batch_size *
         n_importance_samples).

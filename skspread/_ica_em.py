@@ -14,6 +14,11 @@ from ._squarem import relative_change, squarem
 
 # Relative rounding error of an EM step: its moments come from float32 weights.
 _E_STEP_RESOLUTION = 1e-6
+# A remaining distance to the EM fixed point below this share of the fixed
+# point's sampling error adds sqrt(1 + 0.25^2) - 1 = 3% to the total error.
+_RESOLUTION_SHARE = 0.25
+# Groups of rows whose M-step terms give the sampling error.
+_RESOLUTION_GROUPS = 16
 
 
 class _Statistics(NamedTuple):
@@ -126,6 +131,38 @@ def _em_step(Y, mixing, total_variance, draw_sets, source, batch_size):
     )
 
 
+def _sampling_error_along(Y, mixing, total_variance, draw_sets, source, batch_size, direction):
+    """Standard error of the M-step's A = C S^-1 (paper eq 51) along ``direction``, and its log-likelihood.
+
+    ``direction`` is a unit (n_features, n_components) array. The rows are
+    split into about ``_RESOLUTION_GROUPS`` groups (each keeping its draw
+    set's draws); with C and S sums over the groups, A's deviation is to
+    first order sum_g (C_g - A S_g) S^-1, a sum of independent terms whose
+    sum is zero, so its variance along ``direction`` is G / (G - 1) times
+    the sum of their squared projections. Returns that standard error (in
+    A's units) and the E-step's mean log-likelihood.
+    """
+    splits = max(1, -(-_RESOLUTION_GROUPS // len(draw_sets)))
+    groups = []
+    for rows, eps in draw_sets:
+        for part in np.array_split(np.arange(len(Y))[rows], splits):
+            if len(part):
+                groups.append(
+                    _e_step(Y[part], mixing, total_variance, [(slice(None), eps)], source, batch_size)
+                )
+    pooled = sum(groups[1:], groups[0])
+    new_mixing = _m_step(pooled)[0]
+    inverse = np.linalg.inv(pooled.second_moment)
+    projections = np.array(
+        [np.sum(((g.cross - new_mixing @ g.second_moment) @ inverse) * direction) for g in groups]
+    )
+    n_groups = len(groups)
+    if n_groups < 2:
+        return 0.0, pooled.log_likelihood / pooled.n_rows
+    error = np.sqrt(n_groups / (n_groups - 1) * np.sum(projections**2))
+    return float(error), pooled.log_likelihood / pooled.n_rows
+
+
 def _learned_total_variance(total_variance, noise, least_variance):
     """The M-step's per-feature total variance as a learned noise keeps it.
 
@@ -205,6 +242,15 @@ def _fit_spread_em(
     below ``tol`` without convergence, the boundary gamma^2 = 0 is tried
     (the densities refitted to the sources A's pseudo-inverse gives) and
     kept if its likelihood, with the same draws, is higher.
+
+    Near the deterministic limit (paper eq 43-45: the small refining spread
+    from FastICA's start, zero learned noise) EM also crawls along rotations
+    of the sources, at rates within 0.01 of 1, where the distance to the
+    fixed point, |step| / (1 - rate), cannot be estimated. Such a fit has
+    converged when its step is below a quarter of the EM map's sampling
+    error along the step (``_sampling_error_along``): the remaining distance
+    is then below a quarter of the fixed point's own sampling error, the
+    rate cancelling; a stall that fails this check is frozen.
     """
     n_features, n_components = mixing.shape
     size = n_features * n_components
@@ -293,6 +339,34 @@ def _fit_spread_em(
         moved = evaluate(boundary)
         return moved if loglike[-1] > likelihood_here else None
 
+    checked_at = []
+
+    def within_resolution(x, step, final):
+        # EM crawls (near the deterministic limit, along a rotation of the
+        # sources): is the fixed point within the statistical resolution?
+        # Along the slow direction the remaining distance |step| / (1 - rate)
+        # and the fixed point's sampling error (the map's over 1 - rate)
+        # share the unknown rate, so the step is set against the map's error.
+        # Checks (one E-step each) are spaced: at least 8 evaluations and a
+        # quarter of those so far apart, unless a stall would stop the fit.
+        if not final and checked_at and len(loglike) < max(checked_at[-1] + 8, 1.25 * checked_at[-1]):
+            return None
+        checked_at.append(len(loglike))
+        A, variance, prior = unpack(x)
+        A_step = step[:size].reshape(n_features, n_components) * unit
+        distance = float(np.linalg.norm(A_step))
+        error, check_loglike = _sampling_error_along(
+            Y, A, variance, draw_sets, prior, batch_size, A_step / distance
+        )
+        loglike.append(check_loglike)
+        effective_sample_size.append(effective_sample_size[-1])
+        if verbose:
+            print(
+                f"[SpreadICA] EM step {distance:.2e} against the map's sampling "
+                f"error {error:.2e} along it"
+            )
+        return distance < _RESOLUTION_SHARE * error
+
     result = squarem(
         em_map,
         pack(mixing, total_variance, source),
@@ -300,6 +374,7 @@ def _fit_spread_em(
         tol,
         resolution=_E_STEP_RESOLUTION,
         on_slow=try_noise_free,
+        resolved=within_resolution,
     )
     mixing, total_variance, prior = unpack(result.x)
     return _EMResult(
@@ -317,6 +392,10 @@ def _fit_spread_em(
 def _warn_unless_converged(result, spread, estimator):
     """ConvergenceWarning for a frozen EM, one stopped at max_iter, or a degenerate sampler.
 
+    A fit whose small steps crawl in one direction converges when its
+    remaining distance is below the statistical resolution (see
+    ``_sampling_error_along``); a frozen fit failed that check.
+
     ``result`` is an ``_EMResult``; ``estimator`` gives ``tol``, ``max_iter``
     and ``n_importance_samples_`` (the draws used).
     """
@@ -326,13 +405,16 @@ def _warn_unless_converged(result, spread, estimator):
             "Without spread and with little model noise, EM cannot move "
             "(paper eq 43-45): use spread='gaussian'."
             if spread is None
-            else "Increase spread_scale (a wider spread speeds EM up) or max_iter."
+            else "Increase spread_scale (a wider spread speeds EM up), or lower tol "
+            "so that EM runs on (max_iter does not stop a frozen fit)."
         )
         warnings.warn(
             f"SpreadICA's EM is frozen: after {len(result.loglike)} iterations its "
-            f"steps are below tol={tol} but keep their direction, contracting "
-            f"at rate {result.rate:.5f}, so the mixing matrix is not near a maximum "
-            f"of the likelihood. {cause}",
+            f"steps are below tol={tol} but keep their direction (each "
+            f"{result.rate:.5f} times the last) and are not small next to the "
+            "sampling error of the mixing matrix, so the mixing matrix is still "
+            "farther from the maximum of the likelihood than a quarter of its "
+            f"statistical error. {cause}",
             ConvergenceWarning,
         )
     elif not result.converged:

@@ -49,6 +49,7 @@ def squarem(
     stall_rate=0.999,
     resolution=0.0,
     on_slow=None,
+    resolved=None,
 ):
     """Iterate ``x <- fixed_point_map(x)`` with SQUAREM acceleration until x stops moving.
 
@@ -71,6 +72,17 @@ def squarem(
     direction from the previous one (it is then the map's own rounding
     error). A small step that keeps its direction at a rate within
     ``1 - stall_rate`` of 1 stops the iteration as stalled.
+
+    Near a rate of 1 that distance cannot be estimated, but it can be set
+    against the statistical error of the fixed point itself: along a slow
+    direction both are the map's (its step, its sampling error) divided by
+    one minus the rate, so their ratio is the step's to the map's error.
+    ``resolved(x, step, final)`` (if given) is asked at small steps that
+    are not convergence; it returns True when the remaining distance is
+    below the statistical resolution (the iteration has then converged),
+    False when not, or None when it skipped the check (``final`` is True
+    before a stall would stop the iteration: it must check then). A check
+    counts as one evaluation.
 
     Whenever the step falls below ``tol`` without convergence,
     ``on_slow(x, evaluate)`` (if given) may return another point to continue
@@ -98,6 +110,9 @@ def squarem(
         ``on_slow(x, evaluate)``, called at each small step that is not
         convergence (just after ``evaluate(x)``); returns a point to continue
         from, or None to go on from x.
+    resolved : callable, optional
+        ``resolved(x, step, final)``: whether x is within the statistical
+        resolution of the fixed point (None: not checked).
 
     Returns
     -------
@@ -132,12 +147,18 @@ def squarem(
                     x, previous_step, recent_rates, step_bound = restart, None, [], 1.0
                     continue
             if relative_step < tol:
-                if steady and abs(1.0 - step_rate) < 1.0 - stall_rate:
-                    return SquaremResult(first, n_evaluations, False, True, step_rate)
-                if (rate < 1.0 and relative_step < tol * (1.0 - rate)) or (
+                stalls = steady and abs(1.0 - step_rate) < 1.0 - stall_rate
+                if (rate < 1.0 and relative_step < tol * (1.0 - rate) and not stalls) or (
                     not steady and relative_step < resolution
                 ):
                     return SquaremResult(first, n_evaluations, True, False, rate)
+                if resolved is not None:
+                    verdict = resolved(x, step, stalls)
+                    n_evaluations += verdict is not None
+                    if verdict:
+                        return SquaremResult(first, n_evaluations, True, False, rate)
+                if stalls:
+                    return SquaremResult(first, n_evaluations, False, True, step_rate)
         if n_evaluations + 2 > max_evaluations:
             x, previous_step = first, step
             continue

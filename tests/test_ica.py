@@ -604,6 +604,32 @@ def test_squarem_stops_at_the_fixed_point_not_at_a_small_step():
             assert distance < 1e-6
 
 
+
+def test_squarem_stall_within_resolution_converges():
+    # A map crawling at rate 0.99995 stalls; asked whether x is within the
+    # statistical resolution of the fixed point, True makes the stall a
+    # convergence, False keeps it a stall; each check counts as an evaluation.
+    from skspread._testing import squarem
+
+    fixed_point = np.full(4, 3.0)
+
+    def crawling(x):
+        return fixed_point + 0.99995 * (x - fixed_point)
+
+    start = fixed_point + np.array([1e-2, 0.0, 0.0, 0.0])
+    asked = []
+    for verdict in [True, False]:
+        def resolved(x, step, final, verdict=verdict):
+            asked.append(final)
+            return verdict
+
+        plain = squarem(crawling, start, max_evaluations=500, tol=1e-6)
+        result = squarem(crawling, start, max_evaluations=500, tol=1e-6, resolved=resolved)
+        assert plain.stalled and not plain.converged
+        assert result.converged is verdict and result.stalled is not verdict
+        assert result.n_evaluations == plain.n_evaluations + 1
+    assert asked == [True, True]
+
 def test_frozen_noise_only_fit_warns_eq_43_45():
     # Issue 14 item 3: with gamma^2 = 1e-10 and no spread the noise-only EM
     # is frozen (paper eq 43-45); it used to report convergence after one
