@@ -32,11 +32,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import bench_ica_realistic as bench  # noqa: E402
 
-import skspread._ica_em as ica_em  # noqa: E402
 from skspread import SpreadICA  # noqa: E402
-from skspread._ica_sampling import _draw_sets  # noqa: E402
-from skspread._ica_start import _initial_mixing  # noqa: E402
-from skspread._source_density import start_density  # noqa: E402
+from skspread._testing import draw_sets as _draw_sets  # noqa: E402
+from skspread._testing import ica_em_module as ica_em  # noqa: E402
+from skspread._testing import initial_mixing as _initial_mixing  # noqa: E402
+from skspread._testing import start_density  # noqa: E402
 from skspread.metrics import amari_distance  # noqa: E402
 
 

@@ -26,6 +26,8 @@ _LOCATIONS = {
     "draw_sets": ("skspread._ica_sampling", "_draw_sets"),
     "LIKELIHOOD_DRAW_SHARE": ("skspread._ica_sampling", "_LIKELIHOOD_DRAW_SHARE"),
     "auto_spread_scale": ("skspread._ica_start", "_auto_spread_scale"),
+    "initial_mixing": ("skspread._ica_start", "_initial_mixing"),
+    "start_density": ("skspread._source_density", "start_density"),
     "source_log_density": ("skspread._sources", "source_log_density"),
     "squarem": ("skspread._squarem", "squarem"),
     # DeltaVAE (torch)
