@@ -1,5 +1,6 @@
 """The EM solver of SpreadICA: the EM map (paper eq 43, 50, 51) iterated with SQUAREM."""
 
+import math
 import warnings
 from contextlib import contextmanager
 from typing import NamedTuple
@@ -198,6 +199,9 @@ class _EMResult(NamedTuple):
     converged: bool
     stalled: bool
     rate: float
+    # Estimated distance of the learned noise from its fixed point when EM
+    # stopped, relative to the noise (0.0 when the noise is fixed).
+    noise_distance: float = 0.0
 
 
 def _fit_spread_em(
@@ -303,9 +307,11 @@ def _fit_spread_em(
                 f"{step.effective_sample_size:.1f}{learned}"
             )
         latest_output[0] = pack(new_mixing, new_variance, prior)
+        noise_steps.append(latest_output[0][size : size + n_noise] - x[size : size + n_noise])
         return latest_output[0]
 
     latest_output = [None]
+    noise_steps = []
     tried_at = []
 
     def try_noise_free(x, evaluate):
@@ -386,11 +392,37 @@ def _fit_spread_em(
         result.converged,
         result.stalled,
         result.rate,
+        _remaining_distance(noise_steps, result.x[size : size + n_noise]),
     )
 
 
+def _remaining_distance(steps, x):
+    """|step| / (1 - rate) relative to |x|, from the last two steps of a block of the state.
+
+    SQUAREM's convergence test reads the whole state, where A's many
+    coordinates dominate; a learned noise that still crawls along its ridge
+    with the densities (noise-free square mixtures) can hide there while A
+    has slowed. Infinite when the last step is not smaller than the one
+    before; 0.0 for an empty block.
+    """
+    if x.size == 0 or len(steps) < 2:
+        return 0.0
+    last, before = np.linalg.norm(steps[-1]), np.linalg.norm(steps[-2])
+    if last >= before:
+        return math.inf if last > 0 else 0.0
+    return float(last / (1.0 - last / before) / max(np.linalg.norm(x), np.finfo(float).tiny))
+
+
+# A converged fit whose learned noise is still this many times tol from its
+# fixed point (by its last two steps) warns; converged noisy fits end within
+# about 2 tol of theirs. A noise
+# whose last step is not smaller than the one before is Monte Carlo jitter
+# of a fit that passed the resolution check, and does not warn.
+_NOISE_DISTANCE_FACTOR = 10
+
+
 def _warn_unless_converged(result, spread, estimator):
-    """ConvergenceWarning for a frozen EM, one stopped at max_iter, or a degenerate sampler.
+    """ConvergenceWarning for a frozen or unfinished EM, a crawling noise, or a degenerate sampler.
 
     A fit whose small steps crawl in one direction converges when its
     remaining distance is below the statistical resolution (see
@@ -424,6 +456,17 @@ def _warn_unless_converged(result, spread, estimator):
             "(relative) from the EM fixed point. Increase max_iter or tol; with "
             "spread=None and a small noise_variance, EM is known to stall (use "
             "a spread).",
+            ConvergenceWarning,
+        )
+    elif _NOISE_DISTANCE_FACTOR * tol < result.noise_distance < math.inf:
+        warnings.warn(
+            "SpreadICA stopped while its learned noise was still moving: about "
+            f"{result.noise_distance:.0%} from where EM was taking it, more than "
+            f"{_NOISE_DISTANCE_FACTOR} times tol={tol}. On noise-free square "
+            "mixtures the noise and the source densities trade along a ridge "
+            "that EM crawls down, and a mixing matrix stopped on it can be far "
+            "from the maximum of the likelihood. If the data are (nearly) "
+            "noise-free, pass noise_variance=0.0; otherwise lower tol.",
             ConvergenceWarning,
         )
     n_draws, effective_sample_size = estimator.n_importance_samples_, result.effective_sample_size
