@@ -149,7 +149,7 @@ class SpreadICA(BaseSpreadEstimator):
         Mean effective sample size 1 / sum_s w_s^2 of the importance weights
         in the last E-step (between 1 and ``n_importance_samples_``); a
         ``ConvergenceWarning`` is raised when it falls below
-        min(10, n_importance_samples_ / 10).
+        ``min(10, n_importance_samples_ / 10)``.
     loglike_ : list of float
         Mean spread log-likelihood of the training spread copies at each
         EM evaluation (of each block's, one block after the other, for
