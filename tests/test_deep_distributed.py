@@ -129,6 +129,8 @@ def _fit_in_group(rank, port, folder, X):
         except ValueError as error:
             with open(f"{folder}/rank{rank}_error.txt", "w") as file:
                 file.write(str(error))
+        # Leave together (as fit_distributed's processes do).
+        distributed.barrier()
     finally:
         distributed.destroy_process_group()
 

@@ -224,6 +224,9 @@ def _fit_in_process(rank, n_processes, port, backend, task_path, result_path):
         if rank == 0:
             with open(result_path, "wb") as file:
                 pickle.dump((outcome, estimator), file)
+        # Leave together: a rank that tears its group down while the other
+        # still talks to it can abort the other's gloo threads.
+        torch.distributed.barrier()
     finally:
         torch.distributed.destroy_process_group()
 
