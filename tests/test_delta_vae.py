@@ -96,6 +96,24 @@ def test_import_and_construction_do_not_import_torch():
     assert output.split() == ["3", "False"]
 
 
+def test_deep_import_leaves_the_linear_estimators_unloaded():
+    # SpreadICA's start (FastICA) imports much of scikit-learn: a DeltaVAE
+    # program does not pay for it, and the package's names still resolve.
+    output = _run_python(
+        """
+        import sys
+        from skspread.deep import DeltaVAE
+        print(sorted(m for m in ("skspread._ica", "skspread._factor_analysis",
+                                 "sklearn.decomposition") if m in sys.modules))
+        import skspread
+        from skspread import *
+        from skspread._ica import SpreadICA as defined
+        print(skspread.SpreadICA is defined, "SpreadFactorAnalysis" in dir(skspread))
+        """
+    )
+    assert output.split("\n")[:2] == ["[]", "True True"]
+
+
 def test_fit_without_torch_names_the_deep_extra():
     output = _run_python(
         """
