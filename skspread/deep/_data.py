@@ -128,31 +128,36 @@ class RowSource:
         rows[order] = self.rows_in_file_order(indices[order])
         return rows
 
-    def rows_in_file_order(self, indices):
+    def rows_in_file_order(self, indices, out=None):
         """Rows ``indices`` (increasing row numbers) in the source's dtype.
 
         A memmap's rows are read in the file's order, each with one
-        ``os.preadv`` into one array.
+        ``os.preadv``, into ``out`` (an array of shape (len(indices),
+        n_features) and the source's dtype, returned) or a new array.
         """
         indices = self._row_numbers(indices)
-        if not self.is_memmap:
-            rows = self._dataset_rows(indices)
-            if rows.shape[1] != self.n_features:
-                raise ValueError(
-                    f"Dataset rows have {rows.shape[1]} values where the first row "
-                    f"had {self.n_features}."
-                )
-            return rows
-        if self._file_position is None:
-            rows = np.asarray(self.data[indices])
-            self._release()
-            return rows
-        raw = np.empty((len(indices), self.n_features), dtype=self.dtype)
+        if not self.is_memmap or self._file_position is None:
+            if self.is_memmap:
+                rows = np.asarray(self.data[indices])
+                self._release()
+            else:
+                rows = self._dataset_rows(indices)
+                if rows.shape[1] != self.n_features:
+                    raise ValueError(
+                        f"Dataset rows have {rows.shape[1]} values where the first row "
+                        f"had {self.n_features}."
+                    )
+            if out is None:
+                return rows
+            out[...] = rows
+            return out
+        if out is None:
+            out = np.empty((len(indices), self.n_features), dtype=self.dtype)
         row_bytes = self.n_features * self.dtype.itemsize
         with open(self.data.filename, "rb", buffering=0) as file:
             for slot, index in enumerate(indices):
-                self._read_into(file, raw[slot], self._file_position + int(index) * row_bytes)
-        return raw
+                self._read_into(file, out[slot], self._file_position + int(index) * row_bytes)
+        return out
 
     def blocks(self):
         """Consecutive ``(first row, block)`` pairs covering the data, blocks in float64."""
@@ -323,6 +328,11 @@ class StandardisedRows:
         self.scale = scale
         self.device = device
         self.shape = source.shape
+        # Rows read and standardised at a time, through two buffers kept
+        # from batch to batch (raw rows, and the same in float64): a batch
+        # costs its float32 tensor and these, not a raw copy of its own.
+        self._chunk_rows = max(1, _CHUNK_BYTES // (8 * source.n_features))
+        self._raw = self._float64 = None
 
     def __len__(self):
         return self.source.n_samples
@@ -333,16 +343,20 @@ class StandardisedRows:
         indices = indices.cpu().numpy() if hasattr(indices, "cpu") else indices
         indices = np.asarray(indices, dtype=np.int64)
         order = np.argsort(indices, kind="stable")
-        raw = self.source.rows_in_file_order(indices[order])
-        check_finite(raw, indices[order])
-        # Standardised in float64 a chunk at a time, straight into the
-        # float32 batch: the batch's only other copy is ``raw``.
+        in_file_order = indices[order]
+        if self._raw is None:
+            shape = (self._chunk_rows, self.source.n_features)
+            self._raw = np.empty(shape, dtype=self.source.dtype)
+            self._float64 = np.empty(shape, dtype=np.float64)
         batch = torch.empty((len(indices), self.source.n_features), dtype=torch.float32)
         standardised = batch.numpy()
-        chunk_rows = max(1, _CHUNK_BYTES // (8 * self.source.n_features))
-        for begin in range(0, len(indices), chunk_rows):
-            chunk = raw[begin : begin + chunk_rows].astype(np.float64)
+        for begin in range(0, len(indices), self._chunk_rows):
+            rows = in_file_order[begin : begin + self._chunk_rows]
+            raw = self.source.rows_in_file_order(rows, out=self._raw[: len(rows)])
+            check_finite(raw, rows)
+            chunk = self._float64[: len(rows)]
+            chunk[...] = raw
             chunk -= self.mean
             chunk /= self.scale
-            standardised[order[begin : begin + chunk_rows]] = chunk
+            standardised[order[begin : begin + self._chunk_rows]] = chunk
         return batch.to(self.device)
