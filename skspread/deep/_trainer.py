@@ -277,7 +277,8 @@ class Trainer:
         start = time.perf_counter()
         n_samples = X.shape[0]
         # Row numbers in 32 bits where they fit: half the memory of the
-        # order, and the same permutation and generator state as int64.
+        # order (on the CPU, the same permutation and generator state as
+        # int64).
         index_dtype = torch.int32 if n_samples < 2**31 else torch.int64
         order = torch.randperm(
             n_samples, generator=self.generator, device=self.device, dtype=index_dtype
