@@ -360,7 +360,9 @@ class GaussianSpread(BaseSpread):
         import torch
 
         shape = check_shape(shape)
-        return self.scale * torch.randn(shape, generator=generator, device=device, dtype=dtype)
+        # Scaled in place: one tensor of the shape (a training batch's size).
+        noise = torch.randn(shape, generator=generator, device=device, dtype=dtype)
+        return noise.mul_(self.scale)
 
     def _log_density(self, E):
         return -0.5 * (E / self.scale) ** 2 - math.log(self.scale) - 0.5 * math.log(2 * math.pi)

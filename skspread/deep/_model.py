@@ -78,7 +78,9 @@ class DeltaVAEModule(nn.Module):
             return X, X
         Y_mean = self.spread.centre(X)
         noise = self.spread.noise(_batch_shape(Y_mean.shape, rows), generator)
-        return Y_mean, Y_mean + _share(noise, rows)
+        # y = e + f(x) in the noise's memory (fresh, ours): no third tensor
+        # of the batch's size.
+        return Y_mean, _share(noise, rows).add_(Y_mean)
 
     def negative_elbo(self, X, generator, rows=None):
         """Training objective per row; the encoder sees a fresh spread sample y.

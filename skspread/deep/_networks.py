@@ -15,11 +15,15 @@ from torch.nn import functional
 
 
 def _multilayer_perceptron(sizes):
-    """Linear layers with ReLU between them (none after the last)."""
+    """Linear layers with ReLU between them (none after the last).
+
+    The ReLUs work in place on the output of the layer before them, which
+    nothing else holds: one tensor of activations per layer, not two.
+    """
     layers = []
     for index, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
         if index > 0:
-            layers.append(nn.ReLU())
+            layers.append(nn.ReLU(inplace=True))
         layers.append(nn.Linear(n_in, n_out))
     return nn.Sequential(*layers)
 
@@ -53,7 +57,7 @@ def make_mlp_encoder(n_features, hidden_layer_sizes, n_components):
     hidden_layer_sizes = tuple(hidden_layer_sizes)
     if hidden_layer_sizes:
         body = nn.Sequential(
-            _multilayer_perceptron((n_features, *hidden_layer_sizes)), nn.ReLU()
+            _multilayer_perceptron((n_features, *hidden_layer_sizes)), nn.ReLU(inplace=True)
         )
         width = hidden_layer_sizes[-1]
     else:
