@@ -19,8 +19,9 @@ import numpy as np
 
 from .._moments import merge_moments
 
-# Rows per block of the streaming statistics: about 8 MB of float64 values.
-_BLOCK_BYTES = 8 * 2**20
+# Rows per block of the streaming statistics: about 1 MB of float64 values
+# (the pass holds a block, its float64 copy and its deviations at a time).
+_BLOCK_BYTES = 2**20
 # Float64 values standardised at a time when a batch is read: 1 MB.
 _CHUNK_BYTES = 2**20
 # Rows checked up front when a partial_fit skips the statistics pass.
