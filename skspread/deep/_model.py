@@ -77,10 +77,17 @@ class DeltaVAEModule(nn.Module):
         if self.spread is None:
             return X, X
         Y_mean = self.spread.centre(X)
-        noise = self.spread.noise(_batch_shape(Y_mean.shape, rows), generator)
-        # y = e + f(x) in the noise's memory (fresh, ours): no third tensor
-        # of the batch's size.
-        return Y_mean, _share(noise, rows).add_(Y_mean)
+        noise = _share(self.spread.noise(_batch_shape(Y_mean.shape, rows), generator), rows)
+        if (
+            noise.dtype == Y_mean.dtype
+            and noise.shape == Y_mean.shape
+            and noise.is_contiguous()
+        ):
+            # y = e + f(x) in the memory of the noise, drawn for this call:
+            # no third tensor of the batch's size. (A kernel's noise of
+            # another dtype, or broadcast, takes the general sum.)
+            return Y_mean, noise.add_(Y_mean)
+        return Y_mean, Y_mean + noise
 
     def negative_elbo(self, X, generator, rows=None):
         """Training objective per row; the encoder sees a fresh spread sample y.
