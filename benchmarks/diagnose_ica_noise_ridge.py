@@ -1,4 +1,8 @@
-"""Why SpreadICA stops at Amari 0.18 on noise-free 'lapuni-6x6' seed 3 (issue 14).
+"""Why SpreadICA stopped at Amari 0.18 on noise-free 'lapuni-6x6' seed 3 (issue 14).
+
+EM stopped after 9 evaluations on the ridge where the learned noise and the
+densities' widths trade; it now resumes from the ridge's end (zero noise)
+and keeps the likelier end, and the trace shows both runs.
 
 Row 'lapuni-6x6' of ``bench_ica_realistic.py`` (3 Laplace + 3 uniform
 sources, 6 x 6 mixing, no noise, N = 4000), SpreadICA at its defaults

@@ -22,6 +22,10 @@ resumes from x with D, D' and, where the ratio asks for more (the error
 falling as one over the square root of the draws), further fresh draws:
 a power of two times D's, up to a cap. Once the draws pass the check (or
 reach the cap), the last stage runs to convergence or ``max_iter``.
+
+A stage's EM that converged while its learned noise still crawled down the
+noise ridge runs again, with the stage's draws, from the ridge's end (zero
+noise), and the likelier end is kept (``_fit_past_noise_ridge``).
 """
 
 import math
@@ -29,7 +33,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ._ica_em import _e_step, _fit_spread_em, _m_step
+from ._ica_em import _e_step, _fit_past_noise_ridge, _fit_spread_em, _m_step
 from ._ica_sampling import _draw_sets
 
 # 'auto': the first stage's draws and the most.
@@ -99,20 +103,36 @@ def _fit_with_draws(Y, start, n_importance_samples, source, settings):
     mixing, total_variance, prior = start.mixing, start.total_variance, source
     loglike = []
     settled = not adaptive
-    while True:
-        budget = max_iter - len(loglike)
-        result = _fit_spread_em(
+
+    def fit_from(mixing, total_variance, prior, budget):
+        return _fit_spread_em(
             Y,
             mixing,
             total_variance,
             draw_sets,
             prior,
-            budget if settled else min(budget, _AUTO_STAGE_ITER),
+            budget,
             tol,
             batch_size,
             verbose,
             noise=start.noise,
             least_variance=start.least_variance,
+        )
+
+    def stage_budget(n_used):
+        # A SQUAREM run's evaluations: the rest of max_iter, or a stage's.
+        budget = max_iter - n_used
+        return budget if settled else min(budget, _AUTO_STAGE_ITER)
+
+    while True:
+        result = fit_from(mixing, total_variance, prior, stage_budget(len(loglike)))
+        result = _fit_past_noise_ridge(
+            result,
+            fit_from,
+            tol,
+            start.least_variance,
+            stage_budget(len(loglike) + len(result.loglike)),
+            len(start.X_centred),
         )
         loglike += result.loglike
         mixing, total_variance, prior = result.mixing, result.total_variance, result.prior
