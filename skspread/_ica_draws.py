@@ -23,7 +23,7 @@ falling as one over the square root of the draws), further fresh draws:
 a power of two times D's, up to a cap. Once the draws pass the check (or
 reach the cap), the last stage runs to convergence or ``max_iter``.
 
-A stage's EM that converged while its learned noise still crawled down the
+A stage's EM that stopped while its learned noise still fell along the
 noise ridge runs again, with the stage's draws, from the ridge's end (zero
 noise), and the likelier end is kept (``_fit_past_noise_ridge``).
 """
@@ -128,10 +128,11 @@ def _fit_with_draws(Y, start, n_importance_samples, source, settings):
         result = fit_from(mixing, total_variance, prior, stage_budget(len(loglike)))
         result = _fit_past_noise_ridge(
             result,
+            total_variance,
             fit_from,
+            stage_budget(len(loglike) + len(result.loglike)),
             tol,
             start.least_variance,
-            stage_budget(len(loglike) + len(result.loglike)),
             len(start.X_centred),
         )
         loglike += result.loglike

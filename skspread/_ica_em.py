@@ -432,26 +432,28 @@ def _noise_crawls(result, tol):
 _RIDGE_END_MARGIN = 1.92
 
 
-def _fit_past_noise_ridge(result, fit_from, tol, least_variance, budget, n_samples):
-    """A fit stopped on the noise ridge, continued from the ridge's end; the better of the two.
+def _fit_past_noise_ridge(result, start_variance, fit_from, budget, tol, least_variance, n_samples):
+    """An EM run stopped on the noise ridge, continued from the ridge's end; the better of the two.
 
     On noise-free square mixtures the learned noise and the densities' widths
     trade along a ridge that EM crawls down towards gamma^2 = 0 at a rate
-    tending to 1, while A's steps look converged (``_noise_crawls``), and a
-    mixing matrix stopped there can be far from the maximum. When ``result``
-    stopped so, EM runs again (``fit_from(mixing, total_variance, source,
-    budget)``: the run's spread copies and draws, the noise still learned)
-    from its mixing and densities with the noise at its floor
-    ``least_variance``, the end the noise was crawling to. The draws are
-    common, so the two ends' log-likelihoods compare; the ridge's end is kept
-    unless the stopped fit is likelier by more than a likelihood-ratio test
-    of gamma^2 over the ``n_samples`` rows finds significant (both ends of a
-    flat stretch of ridge are then equally good fits). The kept one's
-    ``loglike`` holds the E-steps of both. A result that did not converge
-    (frozen, or out of evaluations) or whose noise does not crawl, or too
-    small a ``budget`` (EM evaluations left), returns ``result``.
+    tending to 1, while A's steps look converged, and a mixing matrix
+    stopped there can be far from the maximum. When ``result`` stopped
+    (converged, frozen or out of its ``budget``) with its learned noise
+    still moving (``_noise_crawls``) and below its start ``start_variance``,
+    EM runs again (``fit_from(mixing, total_variance, source, budget)``:
+    the run's spread copies and draws, the noise still learned) from its
+    mixing and densities with the noise at its floor ``least_variance``, the
+    end the noise was falling to. The draws are common, so the two ends'
+    log-likelihoods compare: the ridge's end is kept unless the stopped fit
+    is likelier by more than a likelihood-ratio test of gamma^2 over the
+    ``n_samples`` rows finds significant (both ends of a flat stretch of
+    ridge are equally good fits). The kept one's ``loglike`` holds the
+    E-steps of both. Otherwise, or with fewer than 3 evaluations left in
+    ``budget``, ``result`` is returned.
     """
-    if not (result.converged and _noise_crawls(result, tol)) or budget < 3:
+    falling = np.mean(result.total_variance) < np.mean(start_variance)
+    if not (falling and _noise_crawls(result, tol)) or budget < 3:
         return result
     floor = np.full_like(np.asarray(result.total_variance, dtype=float), least_variance)
     resumed = fit_from(result.mixing, floor[()], result.prior, budget)
@@ -504,10 +506,10 @@ def _warn_unless_converged(result, spread, estimator):
             f"{_NOISE_DISTANCE_FACTOR} times tol={tol}. On noise-free square "
             "mixtures the noise and the source densities trade along a ridge "
             "that EM crawls down, and a mixing matrix stopped on it can be far "
-            "from the maximum of the likelihood; EM from the ridge's end (zero "
-            "noise) was not run (max_iter reached) or was significantly less "
-            "likely. If the data are (nearly) noise-free, pass "
-            "noise_variance=0.0; otherwise raise max_iter or lower tol.",
+            "from the maximum of the likelihood (EM resumed from zero noise, "
+            "where the noise fell and max_iter left room, ended less likely). "
+            "If the data are (nearly) noise-free, pass noise_variance=0.0; "
+            "otherwise raise max_iter or lower tol.",
             ConvergenceWarning,
         )
     n_draws, effective_sample_size = estimator.n_importance_samples_, result.effective_sample_size

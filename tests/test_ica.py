@@ -819,7 +819,7 @@ def test_the_ridge_end_is_kept_unless_the_stopped_fit_is_significantly_likelier(
         loglike = [-4.0, -3.0 - loss / n_samples]
         return stopped._replace(total_variance=floor, loglike=loglike, noise_distance=0.0)
 
-    kept = em._fit_past_noise_ridge(stopped, fit_from, 3e-3, floor, 100, n_samples)
+    kept = em._fit_past_noise_ridge(stopped, 0.3, fit_from, 100, 3e-3, floor, n_samples)
     assert asked == [floor]
     assert (kept.total_variance == floor) is resumed_kept
     assert len(kept.loglike) == 3
