@@ -799,13 +799,17 @@ def test_a_fit_stopped_on_the_learned_noise_ridge_resumes_from_its_end():
         SpreadICA(6, max_iter=9, random_state=3).fit(X)
 
 
-@pytest.mark.parametrize("loss, resumed_kept", [(1.0, True), (3.0, False)])
+@pytest.mark.parametrize(
+    "start_variance, loss, resumed_kept", [(0.3, 1.0, True), (0.3, 3.0, False), (0.1, 0.0, False)]
+)
 def test_the_ridge_end_is_kept_unless_the_stopped_fit_is_significantly_likelier(
-    loss, resumed_kept
+    start_variance, loss, resumed_kept
 ):
-    # The resumed fit is kept unless the stopped one is likelier by more than
-    # a likelihood-ratio test of gamma^2 at 5% finds (1.92 nats over the
-    # rows); a stopped fit kept with its noise still crawling warns.
+    # A run whose noise fell (from 0.3 to 0.2) and still crawls resumes from
+    # the floor; the resumed fit is kept unless the stopped one is likelier
+    # by more than a likelihood-ratio test of gamma^2 at 5% finds (1.92 nats
+    # over the rows). A rising noise (from 0.1) is not resumed. A stopped fit
+    # kept with its noise still crawling warns.
     from types import SimpleNamespace
 
     from skspread._testing import ica_em_module as em
@@ -819,10 +823,11 @@ def test_the_ridge_end_is_kept_unless_the_stopped_fit_is_significantly_likelier(
         loglike = [-4.0, -3.0 - loss / n_samples]
         return stopped._replace(total_variance=floor, loglike=loglike, noise_distance=0.0)
 
-    kept = em._fit_past_noise_ridge(stopped, 0.3, fit_from, 100, 3e-3, floor, n_samples)
-    assert asked == [floor]
+    kept = em._fit_past_noise_ridge(stopped, start_variance, fit_from, 100, 3e-3, floor, n_samples)
+    falling = start_variance > stopped.total_variance
+    assert asked == ([floor] if falling else [])
     assert (kept.total_variance == floor) is resumed_kept
-    assert len(kept.loglike) == 3
+    assert len(kept.loglike) == (3 if falling else 1)
     estimator = SimpleNamespace(tol=3e-3, max_iter=500, n_importance_samples_=256)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ConvergenceWarning)
