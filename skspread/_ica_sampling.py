@@ -93,11 +93,12 @@ class _Proposal:
         The first share of ``eps`` feeds N(m, V), the rest N(R m, W). Each
         component's draws, z = bases[n] + factor @ eps_s, have the mixture's
         log density ratio log(N(z | R m, W) / N(z | m, V)) + log((1 - alpha) / alpha)
-        = ratio_rows[n] @ ratio_draws_t[:, s] + ratio_row_term[n] + ratio_draw_term[s]:
-        with |u|^2 the squared standard distance in the draws' own component
-        (|eps_s|^2) and |v|^2 = |c_n + G eps_s|^2 that in the other one,
-        the ratio is +-(|u|^2 - |v|^2) / 2 plus constants, expanded so that
-        a block of rows costs one matrix product.
+        = ratio_rows[n] @ ratio_draws_t[:, s]: with |u|^2 the squared
+        standard distance in the draws' own component (|eps_s|^2) and
+        |v|^2 = |c_n + G eps_s|^2 that in the other one, the ratio is
+        +-(|u|^2 - |v|^2) / 2 plus constants, expanded so that a block of rows
+        costs one matrix product (the terms of the row alone and of the draw
+        alone ride in its last two columns).
         """
         n_wide = max(1, round(_LIKELIHOOD_DRAW_SHARE * len(eps)))
         share = n_wide / len(eps)
@@ -130,19 +131,19 @@ class _Proposal:
             shifts = means @ shift_map.T
             other_t = (draws @ other_map.T).T
             own_sq = np.einsum("ij,ij->i", draws, draws)
+            row_term = -0.5 * sign * np.einsum("ij,ij->i", shifts, shifts)
+            draw_term = 0.5 * sign * (own_sq - np.einsum("ij,ij->j", other_t, other_t)) + constant
             components.append(
                 _Component(
                     bases=bases,
                     factor=factor,
                     draws=draws,
                     offsets_t=np.ascontiguousarray((draws @ factor.T).T, dtype=dtype),
-                    ratio_rows=(-sign * shifts).astype(dtype),
-                    ratio_draws_t=np.ascontiguousarray(other_t, dtype=dtype),
-                    ratio_row_term=(-0.5 * sign * np.einsum("ij,ij->i", shifts, shifts)).astype(
-                        dtype
-                    ),
-                    ratio_draw_term=(
-                        0.5 * sign * (own_sq - np.einsum("ij,ij->j", other_t, other_t)) + constant
+                    ratio_rows=np.column_stack(
+                        [-sign * shifts, row_term, np.ones(len(means))]
+                    ).astype(dtype),
+                    ratio_draws_t=np.vstack(
+                        [other_t, np.ones(len(draws)), draw_term]
                     ).astype(dtype),
                 )
             )
@@ -154,8 +155,9 @@ class _Component(NamedTuple):
 
     ``bases`` (N, K), ``factor`` (K, K) and ``draws`` (S_c, K) give the draws
     z = bases[n] + factor @ draws[s]; ``offsets_t`` is (factor @ draws^T) in
-    the E-step's dtype, and the ``ratio_*`` terms give the mixture's log
-    density ratio at each draw (see ``_Proposal.components``).
+    the E-step's dtype, and ``ratio_rows`` (N, K + 2) times ``ratio_draws_t``
+    (K + 2, S_c) gives the mixture's log density ratio at each draw (see
+    ``_Proposal.components``).
     """
 
     bases: np.ndarray
@@ -164,8 +166,6 @@ class _Component(NamedTuple):
     offsets_t: np.ndarray
     ratio_rows: np.ndarray
     ratio_draws_t: np.ndarray
-    ratio_row_term: np.ndarray
-    ratio_draw_term: np.ndarray
 
 
 def _log_prior_grid(source, means_t, offsets_t, out, scratch, positions=None):
@@ -197,26 +197,30 @@ def _log_prior_grid(source, means_t, offsets_t, out, scratch, positions=None):
     return out
 
 
-def _subtract_log_mixture_weight(out, component, rows, log_share):
-    """out -= log(alpha + (1 - alpha) N(z | R m, W) / N(z | m, V)) for a block of draws.
+def _subtract_log_mixture_weight(out, component, rows, scratch):
+    """out -= softplus(u) for a block of draws: the mixture's weight, log(alpha) aside.
 
-    With u = log((1 - alpha) r / alpha) the log density ratio of
-    ``component`` at the draws of ``rows``, the term is
-    log(alpha) + softplus(u); softplus by exp and log1p (several times faster
-    than np.logaddexp), with u above the float32 exp range taken as
-    softplus(u) = u.
+    The mixture proposal's density over the likelihood factor's is
+    alpha + (1 - alpha) N(z | R m, W) / N(z | m, V) = alpha (1 + exp(u)),
+    u = log((1 - alpha) r / alpha) the log density ratio of ``component``
+    at the draws of ``rows``; log(alpha) is the same for every draw and is
+    left to the caller. u comes from one matrix product (its row and draw
+    terms ride in the product's last two columns); softplus by exp and log1p
+    (several times faster than np.logaddexp), through the overflow-safe
+    max(u, 0) + log1p(exp(-|u|)) only where u passes float32's exp range.
     """
-    log_ratio = component.ratio_rows[rows] @ component.ratio_draws_t
-    log_ratio += component.ratio_row_term[rows, None]
-    log_ratio += component.ratio_draw_term
-    softplus = np.minimum(log_ratio, _EXP_SAFE)
-    np.exp(softplus, out=softplus)
-    np.log1p(softplus, out=softplus)
-    log_ratio -= _EXP_SAFE
-    np.maximum(log_ratio, 0.0, out=log_ratio)
-    softplus += log_ratio
-    out -= softplus
-    out -= log_share
+    log_ratio = np.matmul(component.ratio_rows[rows], component.ratio_draws_t, out=scratch)
+    if log_ratio.max() > _EXP_SAFE:
+        softplus = np.abs(log_ratio)
+        np.negative(softplus, out=softplus)
+        np.exp(softplus, out=softplus)
+        np.log1p(softplus, out=softplus)
+        np.maximum(log_ratio, 0.0, out=log_ratio)
+        log_ratio += softplus
+    else:
+        np.exp(log_ratio, out=log_ratio)
+        np.log1p(log_ratio, out=log_ratio)
+    out -= log_ratio
     return out
 
 
@@ -256,7 +260,11 @@ def _importance_posterior(
     means = Y @ proposal.projector
     components, wide_share = proposal.components(means, eps, dtype)
     draws_d = [component.draws.astype(dtype) for component in components]
+    mixed = len(components) > 1
     log_marginal = proposal.log_normaliser(Y, means) - math.log(n_draws)
+    if mixed:
+        # Every draw's mixture weight has the factor alpha (see _subtract_log_mixture_weight).
+        log_marginal -= math.log(wide_share)
     if moments:
         row_shares = np.empty((n_rows, len(components)))
         weighted_draws = [np.empty((n_rows, n_components)) for _ in components]
@@ -270,11 +278,13 @@ def _importance_posterior(
         for draws in draws_d
     ]
     learning = moments and histogram is not None
-    # A learned density's grid cells and fractions of each value (its M-step's input).
+    # A learned density's grid cells and fractions of each value and each
+    # source's first cell in the block (its M-step's input).
     grid_positions = [
         (
             np.empty((n_components, block, len(draws)), dtype=np.intp),
             np.empty((n_components, block, len(draws)), dtype=dtype),
+            np.empty(n_components, dtype=np.intp),
         )
         if learning
         else None
@@ -291,29 +301,36 @@ def _importance_posterior(
                 component.offsets_t,
                 out[:n_block],
                 scratch[:n_block],
-                None if positions is None else [part[:, :n_block] for part in positions],
+                None if positions is None else (*(part[:, :n_block] for part in positions[:2]), positions[2]),
             )
-            if len(components) > 1:
-                _subtract_log_mixture_weight(log_weights, component, rows, math.log(wide_share))
+            if mixed:
+                _subtract_log_mixture_weight(log_weights, component, rows, scratch[:n_block])
             blocks.append(log_weights)
         row_max = np.max([part.max(axis=1) for part in blocks], axis=0)[:, None]
-        totals = np.zeros((n_block, 1))
+        shares = []
         for log_weights in blocks:
             log_weights -= row_max
             np.exp(log_weights, out=log_weights)
-            totals += log_weights.sum(axis=1, keepdims=True)
-        log_marginal[rows] += (row_max + np.log(totals))[:, 0]
+            shares.append(log_weights.sum(axis=1).astype(np.float64))
+        totals = np.sum(shares, axis=0)
+        log_marginal[rows] += row_max[:, 0] + np.log(totals)
         if moments:
             squares = np.zeros(n_block)
-            block_totals = totals.astype(dtype)
+            inverse_totals = (1.0 / totals)[:, None]
             for index, (weights, draws) in enumerate(zip(blocks, draws_d)):
-                weights /= block_totals
+                weights *= inverse_totals.astype(dtype)
                 if learning:
-                    cells, fractions = (part[:, :n_block] for part in grid_positions[index])
-                    source.accumulate(histogram, cells, fractions, weights)
+                    cells, fractions, firsts = grid_positions[index]
+                    source.accumulate(
+                        histogram,
+                        cells[:, :n_block],
+                        fractions[:, :n_block],
+                        firsts,
+                        weights.astype(np.float64),
+                    )
                 draw_totals[index] += weights.sum(axis=0)
                 squares += np.einsum("ij,ij->i", weights, weights)
-                row_shares[rows, index] = weights.sum(axis=1)
+                row_shares[rows, index] = shares[index] * inverse_totals[:, 0]
                 weighted_draws[index][rows] = weights @ draws
             inverse_ess_total += float(np.sum(1.0 / squares))
     if not moments:
@@ -328,7 +345,6 @@ def _importance_posterior(
         second_moment += (bases.T * row_shares[:, index]) @ bases + cross + cross.T
         second_moment += factor @ ((draws.T * draw_totals[index]) @ draws) @ factor.T
     return log_marginal, posterior_mean, second_moment, inverse_ess_total / n_rows
-
 
 
 def _standard_normal_draws(n_draws, n_components, rng):

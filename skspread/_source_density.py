@@ -120,19 +120,15 @@ class MixtureSourceDensity:
     def _table(self, dtype):
         """log p_k on the grid and its forward differences, in ``dtype``.
 
-        Both are (n_components, grid size) and rolled so that the grid point
-        u h (u = -c..c, c = grid size // 2) sits at index u, negative u
-        counting from the end as in NumPy's indexing: a position's floor
-        indexes them without an offset.
+        Both are (n_components, grid size), index i holding grid point i;
+        the last difference is 0.
         """
         dtype = np.dtype(dtype)
         if dtype not in self._tables:
             table = self._log_density_on_grid()
             slope = np.diff(table, axis=1, append=table[:, -1:])
-            centre = _GRID_SIZE // 2
             self._tables[dtype] = tuple(
-                np.ascontiguousarray(np.roll(values, -centre, axis=1), dtype=dtype)
-                for values in (table, slope)
+                np.ascontiguousarray(values, dtype=dtype) for values in (table, slope)
             )
         return self._tables[dtype]
 
@@ -159,38 +155,50 @@ class MixtureSourceDensity:
         ``means_t`` (K, B) and ``offsets_t`` (K, S) as in the fixed priors'
         grid. Each log p_k is interpolated linearly between grid points, so
         the E-step stays a continuous function of A (and equivariant to the
-        data's units up to rounding). When ``positions``, a pair of (K, B, S)
-        arrays of intp and of ``out``'s dtype, is given, each value's grid
-        cell and fraction are kept there for :meth:`accumulate`.
+        data's units up to rounding). When ``positions``, a triple of a
+        (K, B, S) intp array, a (K, B, S) array of ``out``'s dtype and a (K,)
+        intp array, is given, each value's grid cell and fraction are kept
+        there for :meth:`accumulate`, the cells counted from the block's
+        first cell for that source (the third array).
+
+        Counted from the block's lowest cell, the cells are never negative:
+        the gathers then need no bounds check (``mode='wrap'`` never wraps,
+        and costs half of the default's check) and the histogram's counts
+        no shift.
         """
         table, slope = self._table(out.dtype)
-        # Positions in grid steps from 0, kept within the table.
-        limit = _GRID_SIZE // 2 - 1
+        centre = _GRID_SIZE // 2
+        # Positions in grid steps from the centre, kept within the table.
+        limit = centre - 1
         rows_t = means_t * (1.0 / _GRID_STEP)
         draws_t = offsets_t * (1.0 / _GRID_STEP)
-        gathered = np.empty_like(out)
+        if positions is None:
+            cell, fraction = np.empty(out.shape, dtype=np.intp), np.empty_like(out)
         for k in range(len(means_t)):
-            if positions is None:
-                cell, fraction = np.empty(out.shape, dtype=np.intp), gathered
-            else:
+            if positions is not None:
                 cell, fraction = positions[0][k], positions[1][k]
-            np.add(rows_t[k][:, None], draws_t[k], out=fraction)
-            low = rows_t[k].min() + draws_t[k].min()
-            high = rows_t[k].max() + draws_t[k].max()
+            low = float(rows_t[k].min()) + float(draws_t[k].min())
+            high = float(rows_t[k].max()) + float(draws_t[k].max())
+            # One cell of margin below: the sums below round as they like.
+            first = min(max(math.floor(low) - 1, -limit), limit - 1)
+            np.add(rows_t[k][:, None] - first, draws_t[k], out=fraction)
             if low < -limit or high > limit:
-                np.clip(fraction, -limit, limit, out=fraction)
+                np.clip(fraction, 0, limit - first, out=fraction)
             np.floor(fraction, out=scratch)
-            fraction -= scratch
             cell[...] = scratch
-            np.take(slope[k], cell, out=scratch)
+            fraction -= scratch
+            values = slice(first + centre, None)
+            np.take(slope[k, values], cell, out=scratch, mode="wrap")
             scratch *= fraction
             if k == 0:
-                np.take(table[k], cell, out=out)
+                np.take(table[k, values], cell, out=out, mode="wrap")
                 out += scratch
             else:
                 out += scratch
-                np.take(table[k], cell, out=scratch)
+                np.take(table[k, values], cell, out=scratch, mode="wrap")
                 out += scratch
+            if positions is not None:
+                positions[2][k] = first + centre
         return out
 
     def empty_histogram(self):
@@ -198,24 +206,22 @@ class MixtureSourceDensity:
         return np.zeros((self.n_components, _GRID_SIZE))
 
     @staticmethod
-    def accumulate(histogram, cells, fractions, weights):
+    def accumulate(histogram, cells, fractions, firsts, weights):
         """Add the normalised weights of a block's draws to each source's histogram.
 
-        Each draw's weight is shared between the two grid points around it
-        in proportion to its nearness (linear binning), which keeps the
-        density's M-step a continuous function of the draws.
+        ``cells`` and ``fractions`` (K, ...) are the draws' grid cells,
+        counted from ``firsts`` (K,), and their positions within them (see
+        :meth:`log_prior_grid`); ``weights`` (float64) has the shape of
+        ``cells[k]``. Each draw's weight is shared between the two grid
+        points around it in proportion to its nearness (linear binning),
+        which keeps the density's M-step a continuous function of the draws.
         """
-        flat_weights = weights.ravel().astype(np.float64)
-        centre = _GRID_SIZE // 2
+        flat_weights = weights.ravel()
         for k in range(len(cells)):
-            # Counted over the cells the block reaches only: a full-length
-            # count per block and source cost more than the draws' own.
-            lowest = int(cells[k].min())
-            index = cells[k].ravel() - lowest
-            upper = flat_weights * fractions[k].ravel()
+            index = cells[k].ravel()
             total = np.bincount(index, weights=flat_weights)
-            moved = np.bincount(index, weights=upper)
-            first = lowest + centre
+            moved = np.bincount(index, weights=flat_weights * fractions[k].ravel())
+            first = firsts[k]
             histogram[k, first : first + len(total)] += total - moved
             histogram[k, first + 1 : first + 1 + len(moved)] += moved
 
@@ -249,11 +255,15 @@ class MixtureSourceDensity:
         stds = np.where(stds > 0, stds, 1.0)
         standard = centred / stds
         n_components = sources.shape[1]
-        limit = _GRID_SIZE // 2 - 1
-        positions = np.clip(standard.T / _GRID_STEP, -limit, limit)
+        # Positions in grid steps from the grid's first point, within the table.
+        centre = _GRID_SIZE // 2
+        positions = np.clip(standard.T / _GRID_STEP, 1 - centre, centre - 1) + centre
         cells = np.floor(positions)
         histogram = np.zeros((n_components, _GRID_SIZE))
-        cls.accumulate(histogram, cells.astype(np.intp), positions - cells, np.ones(len(standard)))
+        firsts = np.zeros(n_components, dtype=np.intp)
+        cls.accumulate(
+            histogram, cells.astype(np.intp), positions - cells, firsts, np.ones(len(standard))
+        )
         points, mass = _compact(histogram)
         # Components start at the quantiles of each source, a third of its
         # variance each: asymmetric and multimodal shapes are then reached
