@@ -71,8 +71,8 @@ def _e_step(Y, mixing, total_variance, draw_sets, source, batch_size):
     ``total_variance`` is tau^2 = sigma^2 + gamma^2, a scalar or one per
     feature (then y and A are whitened by it, so the sampler stays
     isotropic). ``draw_sets`` pairs groups of rows with their importance
-    draws (see ``_draw_sets``). The importance-sampled moments are computed
-    in float32 and accumulated in float64.
+    draws (see ``_draw_sets``). The importance weights are computed in
+    float32, and the moments from them in float64.
     """
     Y_whitened, mixing_whitened, proposal_variance, log_jacobian = _whitened(
         Y, mixing, total_variance

@@ -168,17 +168,18 @@ class _Component(NamedTuple):
     ratio_draws_t: np.ndarray
 
 
-def _log_prior_grid(source, means_t, offsets_t, out, scratch, positions=None):
+def _log_prior_grid(source, means_t, offsets_t, out, scratch, origins=None, positions=None):
     """Write sum_k log p(means[b, k] + offsets[s, k]) into ``out[b, s]``.
 
     ``means_t`` is (K, B) and ``offsets_t`` is (K, S), both C-contiguous so
     that every source coordinate is one broadcast add over a (B, S) block
     that stays in cache; this (B, S, K) evaluation is the cost of the E-step.
-    ``source`` is a fixed prior's name or a learned density, which keeps
-    each value's grid position in ``positions`` for its M-step.
+    ``source`` is a fixed prior's name or a learned density, which counts
+    its grid cells from ``origins`` (see ``MixtureSourceDensity.grid_origins``)
+    and keeps each value's grid position in ``positions`` for its M-step.
     """
     if not isinstance(source, str):
-        return source.log_prior_grid(means_t, offsets_t, out, scratch, positions)
+        return source.log_prior_grid(means_t, offsets_t, out, scratch, origins, positions)
     if source == "laplace":
         # -|z| / b - log(2 b), accumulated in place: three passes per coordinate.
         np.add(means_t[0][:, None], offsets_t[0], out=out)
@@ -234,7 +235,7 @@ def _importance_posterior(
     ``proposal``: z_{n,s} = b_n + F eps_s with the component's mean b_n and
     factor F. Weights are prod_k p(z_{n,s,k}) over the mixture-to-
     likelihood-factor density ratio, normalised by log-sum-exp. Rows are
-    processed in blocks of ``batch_size`` so that memory is
+    processed in blocks of about ``batch_size`` so that memory is
     O(batch_size * S).
 
     Returns
@@ -259,7 +260,7 @@ def _importance_posterior(
     n_draws, n_components = eps.shape
     means = Y @ proposal.projector
     components, wide_share = proposal.components(means, eps, dtype)
-    draws_d = [component.draws.astype(dtype) for component in components]
+    sizes = [len(component.draws) for component in components]
     mixed = len(components) > 1
     log_marginal = proposal.log_normaliser(Y, means) - math.log(n_draws)
     if mixed:
@@ -268,40 +269,54 @@ def _importance_posterior(
     if moments:
         row_shares = np.empty((n_rows, len(components)))
         weighted_draws = [np.empty((n_rows, n_components)) for _ in components]
-        draw_totals = [np.zeros(len(draws)) for draws in draws_d]
+        draw_totals = [np.zeros(size) for size in sizes]
         inverse_ess_total = 0.0
-    block = min(batch_size, n_rows)
+    # Blocks of about batch_size rows (between 2/3 and 3/2 of it): a short
+    # last block would cost a whole block's fixed overhead.
+    bounds = np.linspace(0, n_rows, max(1, round(n_rows / batch_size)) + 1).astype(int)
+    block = int(np.max(np.diff(bounds)))
     # One contiguous (block, S_c) buffer per component keeps the grid's
     # broadcast adds on unit-stride memory.
     buffers = [
-        (np.empty((block, len(draws)), dtype=dtype), np.empty((block, len(draws)), dtype=dtype))
-        for draws in draws_d
+        (np.empty((block, size), dtype=dtype), np.empty((block, size), dtype=dtype))
+        for size in sizes
     ]
     learning = moments and histogram is not None
-    # A learned density's grid cells and fractions of each value and each
-    # source's first cell in the block (its M-step's input).
+    # A learned density's grid cells and fractions of each value (its M-step's input).
     grid_positions = [
         (
-            np.empty((n_components, block, len(draws)), dtype=np.intp),
-            np.empty((n_components, block, len(draws)), dtype=dtype),
-            np.empty(n_components, dtype=np.intp),
+            np.empty((n_components, block, size), dtype=np.intp),
+            np.empty((n_components, block, size), dtype=dtype),
         )
         if learning
         else None
-        for draws in draws_d
+        for size in sizes
     ]
-    for start in range(0, n_rows, block):
-        rows = slice(start, min(start + block, n_rows))
-        n_block = rows.stop - start
+    # The normalised weights in float64, for the statistics' sums: in
+    # float32 their rounding would also depend on the blocks' sizes (BLAS
+    # sums in another order), and batch_size would change the fit.
+    normalised_buffers = [np.empty((block, size)) for size in sizes] if moments else []
+    origins = [
+        None
+        if isinstance(source, str)
+        else source.grid_origins(component.bases, component.offsets_t)
+        for component in components
+    ]
+    for start, stop in zip(bounds[:-1], bounds[1:]):
+        rows = slice(start, stop)
+        n_block = stop - start
         blocks = []
-        for (out, scratch), positions, component in zip(buffers, grid_positions, components):
+        for (out, scratch), positions, component, origin in zip(
+            buffers, grid_positions, components, origins
+        ):
             log_weights = _log_prior_grid(
                 source,
                 np.ascontiguousarray(component.bases[rows].T, dtype=dtype),
                 component.offsets_t,
                 out[:n_block],
                 scratch[:n_block],
-                None if positions is None else (*(part[:, :n_block] for part in positions[:2]), positions[2]),
+                origin,
+                None if positions is None else [part[:, :n_block] for part in positions[:2]],
             )
             if mixed:
                 _subtract_log_mixture_weight(log_weights, component, rows, scratch[:n_block])
@@ -315,23 +330,25 @@ def _importance_posterior(
         totals = np.sum(shares, axis=0)
         log_marginal[rows] += row_max[:, 0] + np.log(totals)
         if moments:
+            inverse_totals = 1.0 / totals
             squares = np.zeros(n_block)
-            inverse_totals = (1.0 / totals)[:, None]
-            for index, (weights, draws) in enumerate(zip(blocks, draws_d)):
-                weights *= inverse_totals.astype(dtype)
+            for index, (weights, component) in enumerate(zip(blocks, components)):
+                normalised = np.multiply(
+                    weights, inverse_totals[:, None], out=normalised_buffers[index][:n_block]
+                )
                 if learning:
-                    cells, fractions, firsts = grid_positions[index]
+                    cells, fractions = grid_positions[index]
                     source.accumulate(
                         histogram,
                         cells[:, :n_block],
                         fractions[:, :n_block],
-                        firsts,
-                        weights.astype(np.float64),
+                        origins[index],
+                        normalised,
                     )
-                draw_totals[index] += weights.sum(axis=0)
-                squares += np.einsum("ij,ij->i", weights, weights)
-                row_shares[rows, index] = shares[index] * inverse_totals[:, 0]
-                weighted_draws[index][rows] = weights @ draws
+                draw_totals[index] += normalised.sum(axis=0)
+                squares += np.einsum("ij,ij->i", normalised, normalised)
+                row_shares[rows, index] = shares[index] * inverse_totals
+                weighted_draws[index][rows] = normalised @ component.draws
             inverse_ess_total += float(np.sum(1.0 / squares))
     if not moments:
         return log_marginal, None, None, None

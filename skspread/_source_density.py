@@ -149,56 +149,62 @@ class MixtureSourceDensity:
         total = sum(np.exp(part - peak) for part in log_joint)
         return np.log(total) + peak
 
-    def log_prior_grid(self, means_t, offsets_t, out, scratch, positions=None):
+    @staticmethod
+    def grid_origins(means, offsets_t):
+        """Each source's lowest grid cell over rows ``means`` (N, K) and draws ``offsets_t`` (K, S).
+
+        :meth:`log_prior_grid` counts cells from these (table indices), so
+        that they are never negative: the gathers then need no bounds check
+        (``mode='wrap'`` never wraps, and costs half of the default's) and
+        the histogram's counts no shift. Taken over all the rows of a set of
+        draws, not over a block, so that each value's rounding, and the fit,
+        do not depend on ``batch_size``.
+        """
+        centre = _GRID_SIZE // 2
+        low = (means.min(axis=0) + offsets_t.min(axis=1)) / _GRID_STEP
+        # One cell of margin: the grid's float32 sums round as they like.
+        return np.clip(np.floor(low).astype(np.intp) - 1, 1 - centre, centre - 2) + centre
+
+    def log_prior_grid(self, means_t, offsets_t, out, scratch, origins, positions=None):
         """Write sum_k log p_k(means[b, k] + offsets[s, k]) into ``out[b, s]``.
 
         ``means_t`` (K, B) and ``offsets_t`` (K, S) as in the fixed priors'
-        grid. Each log p_k is interpolated linearly between grid points, so
-        the E-step stays a continuous function of A (and equivariant to the
-        data's units up to rounding). When ``positions``, a triple of a
-        (K, B, S) intp array, a (K, B, S) array of ``out``'s dtype and a (K,)
-        intp array, is given, each value's grid cell and fraction are kept
-        there for :meth:`accumulate`, the cells counted from the block's
-        first cell for that source (the third array).
-
-        Counted from the block's lowest cell, the cells are never negative:
-        the gathers then need no bounds check (``mode='wrap'`` never wraps,
-        and costs half of the default's check) and the histogram's counts
-        no shift.
+        grid, ``origins`` (K,) from :meth:`grid_origins` for all the rows
+        the block belongs to. Each log p_k is interpolated linearly between
+        grid points, so the E-step stays a continuous function of A (and
+        equivariant to the data's units up to rounding). When ``positions``,
+        a pair of a (K, B, S) intp array and a (K, B, S) array of ``out``'s
+        dtype, is given, each value's grid cell (counted from its origin) and
+        fraction are kept there for :meth:`accumulate`.
         """
         table, slope = self._table(out.dtype)
         centre = _GRID_SIZE // 2
-        # Positions in grid steps from the centre, kept within the table.
-        limit = centre - 1
+        # Positions in grid steps from the origin, kept within the table.
         rows_t = means_t * (1.0 / _GRID_STEP)
         draws_t = offsets_t * (1.0 / _GRID_STEP)
         if positions is None:
             cell, fraction = np.empty(out.shape, dtype=np.intp), np.empty_like(out)
-        for k in range(len(means_t)):
+        for k, origin in enumerate(origins):
             if positions is not None:
                 cell, fraction = positions[0][k], positions[1][k]
-            low = float(rows_t[k].min()) + float(draws_t[k].min())
-            high = float(rows_t[k].max()) + float(draws_t[k].max())
-            # One cell of margin below: the sums below round as they like.
-            first = min(max(math.floor(low) - 1, -limit), limit - 1)
-            np.add(rows_t[k][:, None] - first, draws_t[k], out=fraction)
-            if low < -limit or high > limit:
-                np.clip(fraction, 0, limit - first, out=fraction)
+            shift = origin - centre
+            np.add(rows_t[k][:, None] - shift, draws_t[k], out=fraction)
+            low = float(rows_t[k].min()) + float(draws_t[k].min()) - shift
+            high = float(rows_t[k].max()) + float(draws_t[k].max()) - shift
+            if low < 0 or high > _GRID_SIZE - 2 - origin:
+                np.clip(fraction, 0, _GRID_SIZE - 2 - origin, out=fraction)
             np.floor(fraction, out=scratch)
             cell[...] = scratch
             fraction -= scratch
-            values = slice(first + centre, None)
-            np.take(slope[k, values], cell, out=scratch, mode="wrap")
+            np.take(slope[k, origin:], cell, out=scratch, mode="wrap")
             scratch *= fraction
             if k == 0:
-                np.take(table[k, values], cell, out=out, mode="wrap")
+                np.take(table[k, origin:], cell, out=out, mode="wrap")
                 out += scratch
             else:
                 out += scratch
-                np.take(table[k, values], cell, out=scratch, mode="wrap")
+                np.take(table[k, origin:], cell, out=scratch, mode="wrap")
                 out += scratch
-            if positions is not None:
-                positions[2][k] = first + centre
         return out
 
     def empty_histogram(self):
@@ -206,11 +212,11 @@ class MixtureSourceDensity:
         return np.zeros((self.n_components, _GRID_SIZE))
 
     @staticmethod
-    def accumulate(histogram, cells, fractions, firsts, weights):
+    def accumulate(histogram, cells, fractions, origins, weights):
         """Add the normalised weights of a block's draws to each source's histogram.
 
         ``cells`` and ``fractions`` (K, ...) are the draws' grid cells,
-        counted from ``firsts`` (K,), and their positions within them (see
+        counted from ``origins`` (K,), and their positions within them (see
         :meth:`log_prior_grid`); ``weights`` (float64) has the shape of
         ``cells[k]``. Each draw's weight is shared between the two grid
         points around it in proportion to its nearness (linear binning),
@@ -221,9 +227,9 @@ class MixtureSourceDensity:
             index = cells[k].ravel()
             total = np.bincount(index, weights=flat_weights)
             moved = np.bincount(index, weights=flat_weights * fractions[k].ravel())
-            first = firsts[k]
-            histogram[k, first : first + len(total)] += total - moved
-            histogram[k, first + 1 : first + 1 + len(moved)] += moved
+            origin = origins[k]
+            histogram[k, origin : origin + len(total)] += total - moved
+            histogram[k, origin + 1 : origin + 1 + len(moved)] += moved
 
     # -- the M-step ----------------------------------------------------------
 
@@ -260,9 +266,9 @@ class MixtureSourceDensity:
         positions = np.clip(standard.T / _GRID_STEP, 1 - centre, centre - 1) + centre
         cells = np.floor(positions)
         histogram = np.zeros((n_components, _GRID_SIZE))
-        firsts = np.zeros(n_components, dtype=np.intp)
+        origins = np.zeros(n_components, dtype=np.intp)
         cls.accumulate(
-            histogram, cells.astype(np.intp), positions - cells, firsts, np.ones(len(standard))
+            histogram, cells.astype(np.intp), positions - cells, origins, np.ones(len(standard))
         )
         points, mass = _compact(histogram)
         # Components start at the quantiles of each source, a third of its
