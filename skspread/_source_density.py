@@ -79,15 +79,7 @@ class MixtureSourceDensity:
     def log_density(self, Z):
         """log p_k(Z[:, k]) for every row and source, shape (n, n_components)."""
         Z = np.asarray(Z, dtype=float)
-        return _logsumexp_last(self._log_joint(Z[:, :, None]))
-
-    def _log_joint(self, values):
-        """log pi_kj + log N(values; m_kj, v_kj), ``values`` (..., K, 1) broadcast over j."""
-        return (
-            np.log(self.weights)
-            - 0.5 * np.log(2.0 * math.pi * self.variances)
-            - 0.5 * (values - self.means) ** 2 / self.variances
-        )
+        return _log_sum_exp_of_gaussians(Z.T, self.weights, self.means, self.variances).T
 
     def sample(self, n_samples, rng):
         """Draw ``n_samples`` independent source vectors, shape (n_samples, n_components)."""
@@ -135,19 +127,11 @@ class MixtureSourceDensity:
     def _log_density_on_grid(self):
         """log p_k at every grid point, (n_components, grid size).
 
-        One (K, grid) array per mixture component and an elementwise
-        log-sum-exp over the few components: a reduction over a short last
-        axis of a (grid, K, J) array costs several times more, once per EM step.
+        See ``_log_sum_exp_of_gaussians``: built afresh for every EM step's
+        density, it costs as much as a small data set's E-step when written
+        with temporaries.
         """
-        grid = _GRID[None, :]
-        log_joint = [
-            (np.log(weights) - 0.5 * np.log(2.0 * math.pi * variances))[:, None]
-            - (0.5 / variances)[:, None] * (grid - means[:, None]) ** 2
-            for weights, means, variances in zip(self.weights.T, self.means.T, self.variances.T)
-        ]
-        peak = np.maximum.reduce(log_joint)
-        total = sum(np.exp(part - peak) for part in log_joint)
-        return np.log(total) + peak
+        return _log_sum_exp_of_gaussians(_GRID, self.weights, self.means, self.variances)
 
     @staticmethod
     def grid_origins(means, offsets_t):
@@ -318,10 +302,37 @@ def update_density(prior, histogram, mixing):
     return mixing * scales, density
 
 
-def _logsumexp_last(values):
-    """log sum exp over the last axis (scipy's logsumexp costs more here than the sum)."""
-    peak = values.max(axis=-1, keepdims=True)
-    return np.log(np.sum(np.exp(values - peak), axis=-1)) + peak[..., 0]
+def _log_sum_exp_of_gaussians(points, weights, means, variances, responsibilities=False):
+    """log sum_j pi_kj N(x; m_kj, v_kj) at ``points`` x for each source k, (K, T).
+
+    ``points`` are (T,), shared by the sources, or (K, T). With
+    ``responsibilities``, also the J (K, T) arrays
+    pi_kj N(x; m_kj, v_kj) / sum_j pi_kj N(x; m_kj, v_kj). One (K, T) array
+    per mixture component, in place: a reduction over the short last axis
+    of a (K, T, J) array, or a temporary per operation, costs several times
+    more (the density's table is built for every EM step).
+    """
+    parts = []
+    for weight, mean, variance in zip(weights.T, means.T, variances.T):
+        part = np.subtract(points, mean[:, None])
+        np.square(part, out=part)
+        part *= (-0.5 / variance)[:, None]
+        part += (np.log(weight) - 0.5 * np.log(2.0 * math.pi * variance))[:, None]
+        parts.append(part)
+    peak = parts[0].copy()
+    for part in parts[1:]:
+        np.maximum(peak, part, out=peak)
+    total = np.zeros_like(peak)
+    for part in parts:
+        part -= peak
+        np.exp(part, out=part)
+        total += part
+    if responsibilities:
+        for part in parts:
+            part /= total
+    np.log(total, out=total)
+    total += peak
+    return (total, parts) if responsibilities else total
 
 
 def _compact(histogram):
@@ -330,10 +341,17 @@ def _compact(histogram):
     Bins of ``_COARSE_BIN`` grid points (a width of 0.02 source standard
     deviations, a fifth of the narrowest component's) keep the mass's
     first moment exactly; empty bins are dropped. Rows of the mass sum to one.
+    The grid's last point is a bin of its own.
     """
-    starts = np.arange(0, _GRID_SIZE, _COARSE_BIN)
-    mass = np.add.reduceat(histogram, starts, axis=1)
-    moment = np.add.reduceat(histogram * _GRID, starts, axis=1)
+    n_sources = len(histogram)
+    n_bins = (_GRID_SIZE - 1) // _COARSE_BIN
+    binned = histogram[:, :-1].reshape(n_sources, n_bins, _COARSE_BIN)
+    # Sums over a bin's few points as matrix products: a reduction over a
+    # short last axis costs several times more.
+    ones = np.ones(_COARSE_BIN)
+    mass = np.column_stack([binned @ ones, histogram[:, -1]])
+    weighted = binned * _GRID[:-1].reshape(n_bins, _COARSE_BIN)
+    moment = np.column_stack([weighted @ ones, histogram[:, -1] * _GRID[-1]])
     occupied = np.flatnonzero(mass.sum(axis=0) > 0)
     mass, moment = mass[:, occupied], moment[:, occupied]
     # One position per bin for all sources: the pooled mean position.
@@ -347,21 +365,17 @@ def _mixture_em_step(points, mass, weights, means, variances):
     ``points`` (T,) are shared by the sources, ``mass`` (K, T) are their
     weights (rows sum to one); the mixture's parameters are (K, J).
     """
-    grid = points[None, :, None]
-    log_joint = (
-        np.log(weights)[:, None, :]
-        - 0.5 * np.log(variances)[:, None, :]
-        - 0.5 * (grid - means[:, None, :]) ** 2 / variances[:, None, :]
+    _, parts = _log_sum_exp_of_gaussians(
+        points, weights, means, variances, responsibilities=True
     )
-    log_joint -= log_joint.max(axis=2, keepdims=True)
-    responsibilities = np.exp(log_joint)
-    responsibilities /= responsibilities.sum(axis=2, keepdims=True)
-    responsibilities *= mass[:, :, None]
-    totals = responsibilities.sum(axis=1)
+    responsibilities = np.stack(parts, axis=1)
+    responsibilities *= mass[:, None, :]
+    # (K, J, T) times (T,) and (T, 2): sums over the long last axis.
+    totals = responsibilities.sum(axis=2)
     safe = np.maximum(totals, 1e-300)
-    new_means = np.einsum("ktj,t->kj", responsibilities, points) / safe
-    second = np.einsum("ktj,t->kj", responsibilities, points**2) / safe
-    new_variances = second - new_means**2
+    moments = responsibilities @ np.column_stack([points, points**2])
+    new_means = moments[..., 0] / safe
+    new_variances = moments[..., 1] / safe - new_means**2
     new_weights = np.maximum(totals, _MIN_WEIGHT)
     new_weights /= new_weights.sum(axis=1, keepdims=True)
     # A component that lost its mass keeps its place and shape.
