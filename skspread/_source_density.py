@@ -33,6 +33,10 @@ _GRID_SIZE = 32769
 _GRID = np.linspace(-_HALF_WIDTH, _HALF_WIDTH, _GRID_SIZE)
 _GRID_STEP = _GRID[1] - _GRID[0]
 
+# The log-density table is computed in chunks of this many grid points, as
+# the E-step reaches them.
+_TABLE_CHUNK = 1024
+
 # Mixture components per source: two model sub-Gaussian (two bumps),
 # super-Gaussian (a narrow and a wide bump) and skewed sources; the third
 # lets a bimodal or flat source keep mass between its modes.
@@ -109,29 +113,46 @@ class MixtureSourceDensity:
 
     # -- the E-step's grid -------------------------------------------------
 
-    def _table(self, dtype):
+    def _table(self, dtype, first=0, last=_GRID_SIZE - 1):
         """log p_k on the grid and its forward differences, in ``dtype``.
 
         Both are (n_components, grid size), index i holding grid point i;
-        the last difference is 0.
+        the last difference is 0. Only the chunks of ``_TABLE_CHUNK`` points
+        that grid points ``first`` to ``last`` reach are computed, each once
+        per density (a density lives for one EM step, and the E-step's values
+        span a few of the grid's 40 source standard deviations); the values
+        are those of the whole grid's computation, bit for bit.
         """
         dtype = np.dtype(dtype)
         if dtype not in self._tables:
-            table = self._log_density_on_grid()
-            slope = np.diff(table, axis=1, append=table[:, -1:])
-            self._tables[dtype] = tuple(
-                np.ascontiguousarray(values, dtype=dtype) for values in (table, slope)
+            shape = (self.n_components, _GRID_SIZE)
+            ready = np.zeros(-(-_GRID_SIZE // _TABLE_CHUNK), dtype=bool)
+            self._tables[dtype] = (np.empty(shape, dtype), np.empty(shape, dtype), ready)
+        table, slope, ready = self._tables[dtype]
+        chunks = np.arange(first // _TABLE_CHUNK, last // _TABLE_CHUNK + 1)
+        missing = chunks[~ready[chunks]]
+        if len(missing):
+            start = missing[0] * _TABLE_CHUNK
+            stop = min((missing[-1] + 1) * _TABLE_CHUNK, _GRID_SIZE)
+            # One point more for the last difference (none after the grid's end).
+            values = _log_sum_exp_of_gaussians(
+                _GRID[start : stop + 1], self.weights, self.means, self.variances
             )
-        return self._tables[dtype]
+            table[:, start:stop] = values[:, : stop - start]
+            differences = np.diff(values, axis=1)
+            if stop == _GRID_SIZE:
+                differences = np.column_stack([differences, np.zeros(len(values))])
+            slope[:, start:stop] = differences
+            ready[missing[0] : missing[-1] + 1] = True
+        return table, slope
 
-    def _log_density_on_grid(self):
-        """log p_k at every grid point, (n_components, grid size).
+    def __getstate__(self):
+        # The tables are a cache: a pickled density leaves them out.
+        return {key: value for key, value in self.__dict__.items() if key != "_tables"}
 
-        See ``_log_sum_exp_of_gaussians``: built afresh for every EM step's
-        density, it costs as much as a small data set's E-step when written
-        with temporaries.
-        """
-        return _log_sum_exp_of_gaussians(_GRID, self.weights, self.means, self.variances)
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._tables = {}
 
     @staticmethod
     def grid_origins(means, offsets_t):
@@ -161,11 +182,13 @@ class MixtureSourceDensity:
         dtype, is given, each value's grid cell (counted from its origin) and
         fraction are kept there for :meth:`accumulate`.
         """
-        table, slope = self._table(out.dtype)
         centre = _GRID_SIZE // 2
         # Positions in grid steps from the origin, kept within the table.
         rows_t = means_t * (1.0 / _GRID_STEP)
         draws_t = offsets_t * (1.0 / _GRID_STEP)
+        highest = rows_t.max(axis=1) + draws_t.max(axis=1) - (origins - centre)
+        last = np.minimum(origins + np.ceil(highest) + 1, _GRID_SIZE - 1)
+        table, slope = self._table(out.dtype, int(origins.min()), int(last.max()))
         if positions is None:
             cell, fraction = np.empty(out.shape, dtype=np.intp), np.empty_like(out)
         for k, origin in enumerate(origins):
@@ -174,8 +197,7 @@ class MixtureSourceDensity:
             shift = origin - centre
             np.add(rows_t[k][:, None] - shift, draws_t[k], out=fraction)
             low = float(rows_t[k].min()) + float(draws_t[k].min()) - shift
-            high = float(rows_t[k].max()) + float(draws_t[k].max()) - shift
-            if low < 0 or high > _GRID_SIZE - 2 - origin:
+            if low < 0 or highest[k] > _GRID_SIZE - 2 - origin:
                 np.clip(fraction, 0, _GRID_SIZE - 2 - origin, out=fraction)
             np.floor(fraction, out=scratch)
             cell[...] = scratch
