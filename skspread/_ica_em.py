@@ -8,7 +8,7 @@ from typing import NamedTuple
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 
-from ._ica_sampling import _importance_posterior, _Proposal, _whitened
+from ._ica_sampling import _importance_posterior, _one_blas_thread, _Proposal, _whitened
 from ._source_density import STATE_WEIGHT, MixtureSourceDensity, start_density, update_density
 from ._squarem import relative_change, squarem
 
@@ -65,6 +65,7 @@ class _EMStep(NamedTuple):
     histogram: object
 
 
+@_one_blas_thread
 def _e_step(Y, mixing, total_variance, draw_sets, source, batch_size):
     """The E-step's sufficient statistics of the rows of ``Y`` at (A, Psi) (paper eq 50-56).
 

@@ -9,6 +9,7 @@ fit (``_standard_normal_draws``, ``_draw_sets``). A new source density needs
 a branch in ``_log_prior_grid``; the weights and moments do not depend on it.
 """
 
+import functools
 import math
 from typing import NamedTuple
 
@@ -16,6 +17,7 @@ import numpy as np
 from scipy.linalg import cho_factor, cho_solve, cholesky, solve_triangular
 from scipy.special import ndtri
 from scipy.stats import qmc
+from threadpoolctl import ThreadpoolController
 
 from ._sources import _LAPLACE_SCALE, source_log_density
 
@@ -225,6 +227,31 @@ def _subtract_log_mixture_weight(out, component, rows, scratch):
     return out
 
 
+@functools.cache
+def _blas_controller():
+    """The process's BLAS thread pools (found once numpy's BLAS is loaded)."""
+    return ThreadpoolController()
+
+
+def _one_blas_thread(function):
+    """Run ``function`` with BLAS limited to one thread.
+
+    The EM step's matrix products and factorisations are small (a block's
+    rows by its draws by K, K by K): a second BLAS thread saves little
+    there, and where the cores are busy it waits for one, up to a hundred
+    times the product's own time (see benchmarks/results/ica_em_step.md).
+    The E-step's elementwise work is single-threaded either way.
+    """
+
+    @functools.wraps(function)
+    def wrapper(*args, **kwargs):
+        with _blas_controller().limit(limits=1, user_api="blas"):
+            return function(*args, **kwargs)
+
+    return wrapper
+
+
+@_one_blas_thread
 def _importance_posterior(
     Y, proposal, eps, source, batch_size, dtype, moments=True, histogram=None
 ):

@@ -23,6 +23,7 @@ import math
 
 import numpy as np
 
+from ._ica_sampling import _one_blas_thread
 from ._sources import sample_sources
 
 # The table covers [-_HALF_WIDTH, _HALF_WIDTH] in units of the sources'
@@ -316,6 +317,7 @@ def sample_prior(prior, n_samples, n_components, rng):
     return prior.sample(n_samples, rng)
 
 
+@_one_blas_thread
 def update_density(prior, histogram, mixing):
     """The density's M-step after A's: the new prior, and A's columns times the sources' scales."""
     if isinstance(prior, str):
