@@ -8,7 +8,7 @@ from typing import NamedTuple
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 
-from ._ica_sampling import _importance_posterior, _Proposal, _whitened
+from ._ica_sampling import _importance_posterior, _one_blas_thread, _Proposal, _whitened
 from ._source_density import STATE_WEIGHT, MixtureSourceDensity, start_density, update_density
 from ._squarem import relative_change, squarem
 
@@ -65,14 +65,15 @@ class _EMStep(NamedTuple):
     histogram: object
 
 
+@_one_blas_thread
 def _e_step(Y, mixing, total_variance, draw_sets, source, batch_size):
     """The E-step's sufficient statistics of the rows of ``Y`` at (A, Psi) (paper eq 50-56).
 
     ``total_variance`` is tau^2 = sigma^2 + gamma^2, a scalar or one per
     feature (then y and A are whitened by it, so the sampler stays
     isotropic). ``draw_sets`` pairs groups of rows with their importance
-    draws (see ``_draw_sets``). The importance-sampled moments are computed
-    in float32 and accumulated in float64.
+    draws (see ``_draw_sets``). The importance weights are computed in
+    float32, and the moments from them in float64.
     """
     Y_whitened, mixing_whitened, proposal_variance, log_jacobian = _whitened(
         Y, mixing, total_variance

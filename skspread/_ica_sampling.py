@@ -9,6 +9,7 @@ fit (``_standard_normal_draws``, ``_draw_sets``). A new source density needs
 a branch in ``_log_prior_grid``; the weights and moments do not depend on it.
 """
 
+import functools
 import math
 from typing import NamedTuple
 
@@ -16,6 +17,7 @@ import numpy as np
 from scipy.linalg import cho_factor, cho_solve, cholesky, solve_triangular
 from scipy.special import ndtri
 from scipy.stats import qmc
+from threadpoolctl import ThreadpoolController
 
 from ._sources import _LAPLACE_SCALE, source_log_density
 
@@ -93,11 +95,12 @@ class _Proposal:
         The first share of ``eps`` feeds N(m, V), the rest N(R m, W). Each
         component's draws, z = bases[n] + factor @ eps_s, have the mixture's
         log density ratio log(N(z | R m, W) / N(z | m, V)) + log((1 - alpha) / alpha)
-        = ratio_rows[n] @ ratio_draws_t[:, s] + ratio_row_term[n] + ratio_draw_term[s]:
-        with |u|^2 the squared standard distance in the draws' own component
-        (|eps_s|^2) and |v|^2 = |c_n + G eps_s|^2 that in the other one,
-        the ratio is +-(|u|^2 - |v|^2) / 2 plus constants, expanded so that
-        a block of rows costs one matrix product.
+        = ratio_rows[n] @ ratio_draws_t[:, s]: with |u|^2 the squared
+        standard distance in the draws' own component (|eps_s|^2) and
+        |v|^2 = |c_n + G eps_s|^2 that in the other one, the ratio is
+        +-(|u|^2 - |v|^2) / 2 plus constants, expanded so that a block of rows
+        costs one matrix product (the terms of the row alone and of the draw
+        alone ride in its last two columns).
         """
         n_wide = max(1, round(_LIKELIHOOD_DRAW_SHARE * len(eps)))
         share = n_wide / len(eps)
@@ -130,19 +133,19 @@ class _Proposal:
             shifts = means @ shift_map.T
             other_t = (draws @ other_map.T).T
             own_sq = np.einsum("ij,ij->i", draws, draws)
+            row_term = -0.5 * sign * np.einsum("ij,ij->i", shifts, shifts)
+            draw_term = 0.5 * sign * (own_sq - np.einsum("ij,ij->j", other_t, other_t)) + constant
             components.append(
                 _Component(
                     bases=bases,
                     factor=factor,
                     draws=draws,
                     offsets_t=np.ascontiguousarray((draws @ factor.T).T, dtype=dtype),
-                    ratio_rows=(-sign * shifts).astype(dtype),
-                    ratio_draws_t=np.ascontiguousarray(other_t, dtype=dtype),
-                    ratio_row_term=(-0.5 * sign * np.einsum("ij,ij->i", shifts, shifts)).astype(
-                        dtype
-                    ),
-                    ratio_draw_term=(
-                        0.5 * sign * (own_sq - np.einsum("ij,ij->j", other_t, other_t)) + constant
+                    ratio_rows=np.column_stack(
+                        [-sign * shifts, row_term, np.ones(len(means))]
+                    ).astype(dtype),
+                    ratio_draws_t=np.vstack(
+                        [other_t, np.ones(len(draws)), draw_term]
                     ).astype(dtype),
                 )
             )
@@ -154,8 +157,9 @@ class _Component(NamedTuple):
 
     ``bases`` (N, K), ``factor`` (K, K) and ``draws`` (S_c, K) give the draws
     z = bases[n] + factor @ draws[s]; ``offsets_t`` is (factor @ draws^T) in
-    the E-step's dtype, and the ``ratio_*`` terms give the mixture's log
-    density ratio at each draw (see ``_Proposal.components``).
+    the E-step's dtype, and ``ratio_rows`` (N, K + 2) times ``ratio_draws_t``
+    (K + 2, S_c) gives the mixture's log density ratio at each draw (see
+    ``_Proposal.components``).
     """
 
     bases: np.ndarray
@@ -164,21 +168,20 @@ class _Component(NamedTuple):
     offsets_t: np.ndarray
     ratio_rows: np.ndarray
     ratio_draws_t: np.ndarray
-    ratio_row_term: np.ndarray
-    ratio_draw_term: np.ndarray
 
 
-def _log_prior_grid(source, means_t, offsets_t, out, scratch, positions=None):
+def _log_prior_grid(source, means_t, offsets_t, out, scratch, origins=None, positions=None):
     """Write sum_k log p(means[b, k] + offsets[s, k]) into ``out[b, s]``.
 
     ``means_t`` is (K, B) and ``offsets_t`` is (K, S), both C-contiguous so
     that every source coordinate is one broadcast add over a (B, S) block
     that stays in cache; this (B, S, K) evaluation is the cost of the E-step.
-    ``source`` is a fixed prior's name or a learned density, which keeps
-    each value's grid position in ``positions`` for its M-step.
+    ``source`` is a fixed prior's name or a learned density, which counts
+    its grid cells from ``origins`` (see ``MixtureSourceDensity.grid_origins``)
+    and keeps each value's grid position in ``positions`` for its M-step.
     """
     if not isinstance(source, str):
-        return source.log_prior_grid(means_t, offsets_t, out, scratch, positions)
+        return source.log_prior_grid(means_t, offsets_t, out, scratch, origins, positions)
     if source == "laplace":
         # -|z| / b - log(2 b), accumulated in place: three passes per coordinate.
         np.add(means_t[0][:, None], offsets_t[0], out=out)
@@ -197,29 +200,58 @@ def _log_prior_grid(source, means_t, offsets_t, out, scratch, positions=None):
     return out
 
 
-def _subtract_log_mixture_weight(out, component, rows, log_share):
-    """out -= log(alpha + (1 - alpha) N(z | R m, W) / N(z | m, V)) for a block of draws.
+def _subtract_log_mixture_weight(out, component, rows, scratch):
+    """out -= softplus(u) for a block of draws: the mixture's weight, log(alpha) aside.
 
-    With u = log((1 - alpha) r / alpha) the log density ratio of
-    ``component`` at the draws of ``rows``, the term is
-    log(alpha) + softplus(u); softplus by exp and log1p (several times faster
-    than np.logaddexp), with u above the float32 exp range taken as
-    softplus(u) = u.
+    The mixture proposal's density over the likelihood factor's is
+    alpha + (1 - alpha) N(z | R m, W) / N(z | m, V) = alpha (1 + exp(u)),
+    u = log((1 - alpha) r / alpha) the log density ratio of ``component``
+    at the draws of ``rows``; log(alpha) is the same for every draw and is
+    left to the caller. u comes from one matrix product (its row and draw
+    terms ride in the product's last two columns); softplus by exp and log1p
+    (several times faster than np.logaddexp), through the overflow-safe
+    max(u, 0) + log1p(exp(-|u|)) only where u passes float32's exp range.
     """
-    log_ratio = component.ratio_rows[rows] @ component.ratio_draws_t
-    log_ratio += component.ratio_row_term[rows, None]
-    log_ratio += component.ratio_draw_term
-    softplus = np.minimum(log_ratio, _EXP_SAFE)
-    np.exp(softplus, out=softplus)
-    np.log1p(softplus, out=softplus)
-    log_ratio -= _EXP_SAFE
-    np.maximum(log_ratio, 0.0, out=log_ratio)
-    softplus += log_ratio
-    out -= softplus
-    out -= log_share
+    log_ratio = np.matmul(component.ratio_rows[rows], component.ratio_draws_t, out=scratch)
+    if log_ratio.max() > _EXP_SAFE:
+        softplus = np.abs(log_ratio)
+        np.negative(softplus, out=softplus)
+        np.exp(softplus, out=softplus)
+        np.log1p(softplus, out=softplus)
+        np.maximum(log_ratio, 0.0, out=log_ratio)
+        log_ratio += softplus
+    else:
+        np.exp(log_ratio, out=log_ratio)
+        np.log1p(log_ratio, out=log_ratio)
+    out -= log_ratio
     return out
 
 
+@functools.cache
+def _blas_controller():
+    """The process's BLAS thread pools (found once numpy's BLAS is loaded)."""
+    return ThreadpoolController()
+
+
+def _one_blas_thread(function):
+    """Run ``function`` with BLAS limited to one thread.
+
+    The EM step's matrix products and factorisations are small (a block's
+    rows by its draws by K, K by K): a second BLAS thread saves little
+    there, and where the cores are busy it waits for one, up to a hundred
+    times the product's own time (see benchmarks/results/ica_em_step.md).
+    The E-step's elementwise work is single-threaded either way.
+    """
+
+    @functools.wraps(function)
+    def wrapper(*args, **kwargs):
+        with _blas_controller().limit(limits=1, user_api="blas"):
+            return function(*args, **kwargs)
+
+    return wrapper
+
+
+@_one_blas_thread
 def _importance_posterior(
     Y, proposal, eps, source, batch_size, dtype, moments=True, histogram=None
 ):
@@ -230,7 +262,7 @@ def _importance_posterior(
     ``proposal``: z_{n,s} = b_n + F eps_s with the component's mean b_n and
     factor F. Weights are prod_k p(z_{n,s,k}) over the mixture-to-
     likelihood-factor density ratio, normalised by log-sum-exp. Rows are
-    processed in blocks of ``batch_size`` so that memory is
+    processed in blocks of about ``batch_size`` so that memory is
     O(batch_size * S).
 
     Returns
@@ -255,66 +287,95 @@ def _importance_posterior(
     n_draws, n_components = eps.shape
     means = Y @ proposal.projector
     components, wide_share = proposal.components(means, eps, dtype)
-    draws_d = [component.draws.astype(dtype) for component in components]
+    sizes = [len(component.draws) for component in components]
+    mixed = len(components) > 1
     log_marginal = proposal.log_normaliser(Y, means) - math.log(n_draws)
+    if mixed:
+        # Every draw's mixture weight has the factor alpha (see _subtract_log_mixture_weight).
+        log_marginal -= math.log(wide_share)
     if moments:
         row_shares = np.empty((n_rows, len(components)))
         weighted_draws = [np.empty((n_rows, n_components)) for _ in components]
-        draw_totals = [np.zeros(len(draws)) for draws in draws_d]
+        draw_totals = [np.zeros(size) for size in sizes]
         inverse_ess_total = 0.0
-    block = min(batch_size, n_rows)
+    # Blocks of about batch_size rows (between 2/3 and 3/2 of it): a short
+    # last block would cost a whole block's fixed overhead.
+    bounds = np.linspace(0, n_rows, max(1, round(n_rows / batch_size)) + 1).astype(int)
+    block = int(np.max(np.diff(bounds)))
     # One contiguous (block, S_c) buffer per component keeps the grid's
     # broadcast adds on unit-stride memory.
     buffers = [
-        (np.empty((block, len(draws)), dtype=dtype), np.empty((block, len(draws)), dtype=dtype))
-        for draws in draws_d
+        (np.empty((block, size), dtype=dtype), np.empty((block, size), dtype=dtype))
+        for size in sizes
     ]
     learning = moments and histogram is not None
     # A learned density's grid cells and fractions of each value (its M-step's input).
     grid_positions = [
         (
-            np.empty((n_components, block, len(draws)), dtype=np.intp),
-            np.empty((n_components, block, len(draws)), dtype=dtype),
+            np.empty((n_components, block, size), dtype=np.intp),
+            np.empty((n_components, block, size), dtype=dtype),
         )
         if learning
         else None
-        for draws in draws_d
+        for size in sizes
     ]
-    for start in range(0, n_rows, block):
-        rows = slice(start, min(start + block, n_rows))
-        n_block = rows.stop - start
+    # The normalised weights in float64, for the statistics' sums: in
+    # float32 their rounding would also depend on the blocks' sizes (BLAS
+    # sums in another order), and batch_size would change the fit.
+    normalised_buffers = [np.empty((block, size)) for size in sizes] if moments else []
+    origins = [
+        None
+        if isinstance(source, str)
+        else source.grid_origins(component.bases, component.offsets_t)
+        for component in components
+    ]
+    for start, stop in zip(bounds[:-1], bounds[1:]):
+        rows = slice(start, stop)
+        n_block = stop - start
         blocks = []
-        for (out, scratch), positions, component in zip(buffers, grid_positions, components):
+        for (out, scratch), positions, component, origin in zip(
+            buffers, grid_positions, components, origins
+        ):
             log_weights = _log_prior_grid(
                 source,
                 np.ascontiguousarray(component.bases[rows].T, dtype=dtype),
                 component.offsets_t,
                 out[:n_block],
                 scratch[:n_block],
-                None if positions is None else [part[:, :n_block] for part in positions],
+                origin,
+                None if positions is None else [part[:, :n_block] for part in positions[:2]],
             )
-            if len(components) > 1:
-                _subtract_log_mixture_weight(log_weights, component, rows, math.log(wide_share))
+            if mixed:
+                _subtract_log_mixture_weight(log_weights, component, rows, scratch[:n_block])
             blocks.append(log_weights)
         row_max = np.max([part.max(axis=1) for part in blocks], axis=0)[:, None]
-        totals = np.zeros((n_block, 1))
+        shares = []
         for log_weights in blocks:
             log_weights -= row_max
             np.exp(log_weights, out=log_weights)
-            totals += log_weights.sum(axis=1, keepdims=True)
-        log_marginal[rows] += (row_max + np.log(totals))[:, 0]
+            shares.append(log_weights.sum(axis=1).astype(np.float64))
+        totals = np.sum(shares, axis=0)
+        log_marginal[rows] += row_max[:, 0] + np.log(totals)
         if moments:
+            inverse_totals = 1.0 / totals
             squares = np.zeros(n_block)
-            block_totals = totals.astype(dtype)
-            for index, (weights, draws) in enumerate(zip(blocks, draws_d)):
-                weights /= block_totals
+            for index, (weights, component) in enumerate(zip(blocks, components)):
+                normalised = np.multiply(
+                    weights, inverse_totals[:, None], out=normalised_buffers[index][:n_block]
+                )
                 if learning:
-                    cells, fractions = (part[:, :n_block] for part in grid_positions[index])
-                    source.accumulate(histogram, cells, fractions, weights)
-                draw_totals[index] += weights.sum(axis=0)
-                squares += np.einsum("ij,ij->i", weights, weights)
-                row_shares[rows, index] = weights.sum(axis=1)
-                weighted_draws[index][rows] = weights @ draws
+                    cells, fractions = grid_positions[index]
+                    source.accumulate(
+                        histogram,
+                        cells[:, :n_block],
+                        fractions[:, :n_block],
+                        origins[index],
+                        normalised,
+                    )
+                draw_totals[index] += normalised.sum(axis=0)
+                squares += np.einsum("ij,ij->i", normalised, normalised)
+                row_shares[rows, index] = shares[index] * inverse_totals
+                weighted_draws[index][rows] = normalised @ component.draws
             inverse_ess_total += float(np.sum(1.0 / squares))
     if not moments:
         return log_marginal, None, None, None
@@ -328,7 +389,6 @@ def _importance_posterior(
         second_moment += (bases.T * row_shares[:, index]) @ bases + cross + cross.T
         second_moment += factor @ ((draws.T * draw_totals[index]) @ draws) @ factor.T
     return log_marginal, posterior_mean, second_moment, inverse_ess_total / n_rows
-
 
 
 def _standard_normal_draws(n_draws, n_components, rng):

@@ -23,6 +23,7 @@ import math
 
 import numpy as np
 
+from ._ica_sampling import _one_blas_thread
 from ._sources import sample_sources
 
 # The table covers [-_HALF_WIDTH, _HALF_WIDTH] in units of the sources'
@@ -32,6 +33,10 @@ _HALF_WIDTH = 20.0
 _GRID_SIZE = 32769
 _GRID = np.linspace(-_HALF_WIDTH, _HALF_WIDTH, _GRID_SIZE)
 _GRID_STEP = _GRID[1] - _GRID[0]
+
+# The log-density table is computed in chunks of this many grid points, as
+# the E-step reaches them.
+_TABLE_CHUNK = 1024
 
 # Mixture components per source: two model sub-Gaussian (two bumps),
 # super-Gaussian (a narrow and a wide bump) and skewed sources; the third
@@ -79,15 +84,7 @@ class MixtureSourceDensity:
     def log_density(self, Z):
         """log p_k(Z[:, k]) for every row and source, shape (n, n_components)."""
         Z = np.asarray(Z, dtype=float)
-        return _logsumexp_last(self._log_joint(Z[:, :, None]))
-
-    def _log_joint(self, values):
-        """log pi_kj + log N(values; m_kj, v_kj), ``values`` (..., K, 1) broadcast over j."""
-        return (
-            np.log(self.weights)
-            - 0.5 * np.log(2.0 * math.pi * self.variances)
-            - 0.5 * (values - self.means) ** 2 / self.variances
-        )
+        return _log_sum_exp_of_gaussians(Z.T, self.weights, self.means, self.variances).T
 
     def sample(self, n_samples, rng):
         """Draw ``n_samples`` independent source vectors, shape (n_samples, n_components)."""
@@ -117,79 +114,103 @@ class MixtureSourceDensity:
 
     # -- the E-step's grid -------------------------------------------------
 
-    def _table(self, dtype):
+    def _table(self, dtype, first=0, last=_GRID_SIZE - 1):
         """log p_k on the grid and its forward differences, in ``dtype``.
 
-        Both are (n_components, grid size) and rolled so that the grid point
-        u h (u = -c..c, c = grid size // 2) sits at index u, negative u
-        counting from the end as in NumPy's indexing: a position's floor
-        indexes them without an offset.
+        Both are (n_components, grid size), index i holding grid point i;
+        the last difference is 0. Only the chunks of ``_TABLE_CHUNK`` points
+        that grid points ``first`` to ``last`` reach are computed, each once
+        per density (a density lives for one EM step, and the E-step's values
+        span a few of the grid's 40 source standard deviations); the values
+        are those of the whole grid's computation, bit for bit.
         """
         dtype = np.dtype(dtype)
         if dtype not in self._tables:
-            table = self._log_density_on_grid()
-            slope = np.diff(table, axis=1, append=table[:, -1:])
-            centre = _GRID_SIZE // 2
-            self._tables[dtype] = tuple(
-                np.ascontiguousarray(np.roll(values, -centre, axis=1), dtype=dtype)
-                for values in (table, slope)
+            shape = (self.n_components, _GRID_SIZE)
+            ready = np.zeros(-(-_GRID_SIZE // _TABLE_CHUNK), dtype=bool)
+            self._tables[dtype] = (np.empty(shape, dtype), np.empty(shape, dtype), ready)
+        table, slope, ready = self._tables[dtype]
+        chunks = np.arange(first // _TABLE_CHUNK, last // _TABLE_CHUNK + 1)
+        missing = chunks[~ready[chunks]]
+        if len(missing):
+            start = missing[0] * _TABLE_CHUNK
+            stop = min((missing[-1] + 1) * _TABLE_CHUNK, _GRID_SIZE)
+            # One point more for the last difference (none after the grid's end).
+            values = _log_sum_exp_of_gaussians(
+                _GRID[start : stop + 1], self.weights, self.means, self.variances
             )
-        return self._tables[dtype]
+            table[:, start:stop] = values[:, : stop - start]
+            differences = np.diff(values, axis=1)
+            if stop == _GRID_SIZE:
+                differences = np.column_stack([differences, np.zeros(len(values))])
+            slope[:, start:stop] = differences
+            ready[missing[0] : missing[-1] + 1] = True
+        return table, slope
 
-    def _log_density_on_grid(self):
-        """log p_k at every grid point, (n_components, grid size).
+    def __getstate__(self):
+        # The tables are a cache: a pickled density leaves them out.
+        return {key: value for key, value in self.__dict__.items() if key != "_tables"}
 
-        One (K, grid) array per mixture component and an elementwise
-        log-sum-exp over the few components: a reduction over a short last
-        axis of a (grid, K, J) array costs several times more, once per EM step.
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._tables = {}
+
+    @staticmethod
+    def grid_origins(means, offsets_t):
+        """Each source's lowest grid cell over rows ``means`` (N, K) and draws ``offsets_t`` (K, S).
+
+        :meth:`log_prior_grid` counts cells from these (table indices), so
+        that they are never negative: the gathers then need no bounds check
+        (``mode='wrap'`` never wraps, and costs half of the default's) and
+        the histogram's counts no shift. Taken over all the rows of a set of
+        draws, not over a block, so that each value's rounding, and the fit,
+        do not depend on ``batch_size``.
         """
-        grid = _GRID[None, :]
-        log_joint = [
-            (np.log(weights) - 0.5 * np.log(2.0 * math.pi * variances))[:, None]
-            - (0.5 / variances)[:, None] * (grid - means[:, None]) ** 2
-            for weights, means, variances in zip(self.weights.T, self.means.T, self.variances.T)
-        ]
-        peak = np.maximum.reduce(log_joint)
-        total = sum(np.exp(part - peak) for part in log_joint)
-        return np.log(total) + peak
+        centre = _GRID_SIZE // 2
+        low = (means.min(axis=0) + offsets_t.min(axis=1)) / _GRID_STEP
+        # One cell of margin: the grid's float32 sums round as they like.
+        return np.clip(np.floor(low).astype(np.intp) - 1, 1 - centre, centre - 2) + centre
 
-    def log_prior_grid(self, means_t, offsets_t, out, scratch, positions=None):
+    def log_prior_grid(self, means_t, offsets_t, out, scratch, origins, positions=None):
         """Write sum_k log p_k(means[b, k] + offsets[s, k]) into ``out[b, s]``.
 
         ``means_t`` (K, B) and ``offsets_t`` (K, S) as in the fixed priors'
-        grid. Each log p_k is interpolated linearly between grid points, so
-        the E-step stays a continuous function of A (and equivariant to the
-        data's units up to rounding). When ``positions``, a pair of (K, B, S)
-        arrays of intp and of ``out``'s dtype, is given, each value's grid
-        cell and fraction are kept there for :meth:`accumulate`.
+        grid, ``origins`` (K,) from :meth:`grid_origins` for all the rows
+        the block belongs to. Each log p_k is interpolated linearly between
+        grid points, so the E-step stays a continuous function of A (and
+        equivariant to the data's units up to rounding). When ``positions``,
+        a pair of a (K, B, S) intp array and a (K, B, S) array of ``out``'s
+        dtype, is given, each value's grid cell (counted from its origin) and
+        fraction are kept there for :meth:`accumulate`.
         """
-        table, slope = self._table(out.dtype)
-        # Positions in grid steps from 0, kept within the table.
-        limit = _GRID_SIZE // 2 - 1
+        centre = _GRID_SIZE // 2
+        # Positions in grid steps from the origin, kept within the table.
         rows_t = means_t * (1.0 / _GRID_STEP)
         draws_t = offsets_t * (1.0 / _GRID_STEP)
-        gathered = np.empty_like(out)
-        for k in range(len(means_t)):
-            if positions is None:
-                cell, fraction = np.empty(out.shape, dtype=np.intp), gathered
-            else:
+        highest = rows_t.max(axis=1) + draws_t.max(axis=1) - (origins - centre)
+        last = np.minimum(origins + np.ceil(highest) + 1, _GRID_SIZE - 1)
+        table, slope = self._table(out.dtype, int(origins.min()), int(last.max()))
+        if positions is None:
+            cell, fraction = np.empty(out.shape, dtype=np.intp), np.empty_like(out)
+        for k, origin in enumerate(origins):
+            if positions is not None:
                 cell, fraction = positions[0][k], positions[1][k]
-            np.add(rows_t[k][:, None], draws_t[k], out=fraction)
-            low = rows_t[k].min() + draws_t[k].min()
-            high = rows_t[k].max() + draws_t[k].max()
-            if low < -limit or high > limit:
-                np.clip(fraction, -limit, limit, out=fraction)
+            shift = origin - centre
+            np.add(rows_t[k][:, None] - shift, draws_t[k], out=fraction)
+            low = float(rows_t[k].min()) + float(draws_t[k].min()) - shift
+            if low < 0 or highest[k] > _GRID_SIZE - 2 - origin:
+                np.clip(fraction, 0, _GRID_SIZE - 2 - origin, out=fraction)
             np.floor(fraction, out=scratch)
-            fraction -= scratch
             cell[...] = scratch
-            np.take(slope[k], cell, out=scratch)
+            fraction -= scratch
+            np.take(slope[k, origin:], cell, out=scratch, mode="wrap")
             scratch *= fraction
             if k == 0:
-                np.take(table[k], cell, out=out)
+                np.take(table[k, origin:], cell, out=out, mode="wrap")
                 out += scratch
             else:
                 out += scratch
-                np.take(table[k], cell, out=scratch)
+                np.take(table[k, origin:], cell, out=scratch, mode="wrap")
                 out += scratch
         return out
 
@@ -198,26 +219,24 @@ class MixtureSourceDensity:
         return np.zeros((self.n_components, _GRID_SIZE))
 
     @staticmethod
-    def accumulate(histogram, cells, fractions, weights):
+    def accumulate(histogram, cells, fractions, origins, weights):
         """Add the normalised weights of a block's draws to each source's histogram.
 
-        Each draw's weight is shared between the two grid points around it
-        in proportion to its nearness (linear binning), which keeps the
-        density's M-step a continuous function of the draws.
+        ``cells`` and ``fractions`` (K, ...) are the draws' grid cells,
+        counted from ``origins`` (K,), and their positions within them (see
+        :meth:`log_prior_grid`); ``weights`` (float64) has the shape of
+        ``cells[k]``. Each draw's weight is shared between the two grid
+        points around it in proportion to its nearness (linear binning),
+        which keeps the density's M-step a continuous function of the draws.
         """
-        flat_weights = weights.ravel().astype(np.float64)
-        centre = _GRID_SIZE // 2
+        flat_weights = weights.ravel()
         for k in range(len(cells)):
-            # Counted over the cells the block reaches only: a full-length
-            # count per block and source cost more than the draws' own.
-            lowest = int(cells[k].min())
-            index = cells[k].ravel() - lowest
-            upper = flat_weights * fractions[k].ravel()
+            index = cells[k].ravel()
             total = np.bincount(index, weights=flat_weights)
-            moved = np.bincount(index, weights=upper)
-            first = lowest + centre
-            histogram[k, first : first + len(total)] += total - moved
-            histogram[k, first + 1 : first + 1 + len(moved)] += moved
+            moved = np.bincount(index, weights=flat_weights * fractions[k].ravel())
+            origin = origins[k]
+            histogram[k, origin : origin + len(total)] += total - moved
+            histogram[k, origin + 1 : origin + 1 + len(moved)] += moved
 
     # -- the M-step ----------------------------------------------------------
 
@@ -249,11 +268,15 @@ class MixtureSourceDensity:
         stds = np.where(stds > 0, stds, 1.0)
         standard = centred / stds
         n_components = sources.shape[1]
-        limit = _GRID_SIZE // 2 - 1
-        positions = np.clip(standard.T / _GRID_STEP, -limit, limit)
+        # Positions in grid steps from the grid's first point, within the table.
+        centre = _GRID_SIZE // 2
+        positions = np.clip(standard.T / _GRID_STEP, 1 - centre, centre - 1) + centre
         cells = np.floor(positions)
         histogram = np.zeros((n_components, _GRID_SIZE))
-        cls.accumulate(histogram, cells.astype(np.intp), positions - cells, np.ones(len(standard)))
+        origins = np.zeros(n_components, dtype=np.intp)
+        cls.accumulate(
+            histogram, cells.astype(np.intp), positions - cells, origins, np.ones(len(standard))
+        )
         points, mass = _compact(histogram)
         # Components start at the quantiles of each source, a third of its
         # variance each: asymmetric and multimodal shapes are then reached
@@ -294,6 +317,7 @@ def sample_prior(prior, n_samples, n_components, rng):
     return prior.sample(n_samples, rng)
 
 
+@_one_blas_thread
 def update_density(prior, histogram, mixing):
     """The density's M-step after A's: the new prior, and A's columns times the sources' scales."""
     if isinstance(prior, str):
@@ -302,10 +326,37 @@ def update_density(prior, histogram, mixing):
     return mixing * scales, density
 
 
-def _logsumexp_last(values):
-    """log sum exp over the last axis (scipy's logsumexp costs more here than the sum)."""
-    peak = values.max(axis=-1, keepdims=True)
-    return np.log(np.sum(np.exp(values - peak), axis=-1)) + peak[..., 0]
+def _log_sum_exp_of_gaussians(points, weights, means, variances, responsibilities=False):
+    """log sum_j pi_kj N(x; m_kj, v_kj) at ``points`` x for each source k, (K, T).
+
+    ``points`` are (T,), shared by the sources, or (K, T). With
+    ``responsibilities``, also the J (K, T) arrays
+    pi_kj N(x; m_kj, v_kj) / sum_j pi_kj N(x; m_kj, v_kj). One (K, T) array
+    per mixture component, in place: a reduction over the short last axis
+    of a (K, T, J) array, or a temporary per operation, costs several times
+    more (the density's table is built for every EM step).
+    """
+    parts = []
+    for weight, mean, variance in zip(weights.T, means.T, variances.T):
+        part = np.subtract(points, mean[:, None])
+        np.square(part, out=part)
+        part *= (-0.5 / variance)[:, None]
+        part += (np.log(weight) - 0.5 * np.log(2.0 * math.pi * variance))[:, None]
+        parts.append(part)
+    peak = parts[0].copy()
+    for part in parts[1:]:
+        np.maximum(peak, part, out=peak)
+    total = np.zeros_like(peak)
+    for part in parts:
+        part -= peak
+        np.exp(part, out=part)
+        total += part
+    if responsibilities:
+        for part in parts:
+            part /= total
+    np.log(total, out=total)
+    total += peak
+    return (total, parts) if responsibilities else total
 
 
 def _compact(histogram):
@@ -314,10 +365,17 @@ def _compact(histogram):
     Bins of ``_COARSE_BIN`` grid points (a width of 0.02 source standard
     deviations, a fifth of the narrowest component's) keep the mass's
     first moment exactly; empty bins are dropped. Rows of the mass sum to one.
+    The grid's last point is a bin of its own.
     """
-    starts = np.arange(0, _GRID_SIZE, _COARSE_BIN)
-    mass = np.add.reduceat(histogram, starts, axis=1)
-    moment = np.add.reduceat(histogram * _GRID, starts, axis=1)
+    n_sources = len(histogram)
+    n_bins = (_GRID_SIZE - 1) // _COARSE_BIN
+    binned = histogram[:, :-1].reshape(n_sources, n_bins, _COARSE_BIN)
+    # Sums over a bin's few points as matrix products: a reduction over a
+    # short last axis costs several times more.
+    ones = np.ones(_COARSE_BIN)
+    mass = np.column_stack([binned @ ones, histogram[:, -1]])
+    weighted = binned * _GRID[:-1].reshape(n_bins, _COARSE_BIN)
+    moment = np.column_stack([weighted @ ones, histogram[:, -1] * _GRID[-1]])
     occupied = np.flatnonzero(mass.sum(axis=0) > 0)
     mass, moment = mass[:, occupied], moment[:, occupied]
     # One position per bin for all sources: the pooled mean position.
@@ -331,21 +389,17 @@ def _mixture_em_step(points, mass, weights, means, variances):
     ``points`` (T,) are shared by the sources, ``mass`` (K, T) are their
     weights (rows sum to one); the mixture's parameters are (K, J).
     """
-    grid = points[None, :, None]
-    log_joint = (
-        np.log(weights)[:, None, :]
-        - 0.5 * np.log(variances)[:, None, :]
-        - 0.5 * (grid - means[:, None, :]) ** 2 / variances[:, None, :]
+    _, parts = _log_sum_exp_of_gaussians(
+        points, weights, means, variances, responsibilities=True
     )
-    log_joint -= log_joint.max(axis=2, keepdims=True)
-    responsibilities = np.exp(log_joint)
-    responsibilities /= responsibilities.sum(axis=2, keepdims=True)
-    responsibilities *= mass[:, :, None]
-    totals = responsibilities.sum(axis=1)
+    responsibilities = np.stack(parts, axis=1)
+    responsibilities *= mass[:, None, :]
+    # (K, J, T) times (T,) and (T, 2): sums over the long last axis.
+    totals = responsibilities.sum(axis=2)
     safe = np.maximum(totals, 1e-300)
-    new_means = np.einsum("ktj,t->kj", responsibilities, points) / safe
-    second = np.einsum("ktj,t->kj", responsibilities, points**2) / safe
-    new_variances = second - new_means**2
+    moments = responsibilities @ np.column_stack([points, points**2])
+    new_means = moments[..., 0] / safe
+    new_variances = moments[..., 1] / safe - new_means**2
     new_weights = np.maximum(totals, _MIN_WEIGHT)
     new_weights /= new_weights.sum(axis=1, keepdims=True)
     # A component that lost its mass keeps its place and shape.

@@ -19,7 +19,7 @@ from skspread import SpreadICA
 from skspread._testing import LIKELIHOOD_DRAW_SHARE as _LIKELIHOOD_DRAW_SHARE
 from skspread._testing import Proposal as _Proposal
 from skspread._testing import importance_posterior as _importance_posterior
-from skspread._testing import source_log_density
+from skspread._testing import source_log_density, start_density
 from skspread.datasets import make_ica
 from skspread.metrics import amari_distance, mixing_error
 from skspread.spread import GaussianSpread, LaplaceSpread
@@ -65,7 +65,10 @@ def _direct_weights(y, proposal, eps, source):
     )
     likelihood_factor = multivariate_normal.pdf(Z, m, V)
     mixture = share * likelihood_factor + (1 - share) * multivariate_normal.pdf(Z, m - W @ m, W)
-    log_prior = source_log_density(source, Z).reshape(len(Z), -1).sum(axis=1)
+    if isinstance(source, str):
+        log_prior = source_log_density(source, Z).reshape(len(Z), -1).sum(axis=1)
+    else:
+        log_prior = source.log_density(Z).sum(axis=1)
     return Z, np.exp(log_prior) * likelihood_factor / mixture
 
 
@@ -94,6 +97,48 @@ def test_mixture_moments_equal_direct_importance_sums_spec_4(source):
         np.testing.assert_allclose(row_mean, weights @ Z, rtol=1e-10, atol=1e-12)
         direct_second += (Z.T * weights) @ Z
     np.testing.assert_allclose(second, direct_second, rtol=1e-10)
+
+
+def test_learned_density_moments_equal_direct_sums_and_every_draw_is_binned():
+    # A learned density is tabulated on a grid and interpolated in the
+    # E-step: its moments equal the plain weighted sums over explicit draws
+    # with the mixture's exact log-density, to float32 and interpolation
+    # error. Every draw's normalised weight is binned linearly on the grid
+    # (the density's M-step), so each source's histogram has mass N and first
+    # moment sum_n E[z_k | y_n]. Blocks of 7 rows and one block of all rows
+    # give the same statistics: the grid cells are counted from the rows'
+    # lowest, not the block's.
+    rng = np.random.default_rng(2)
+    n_rows = 60
+    mixing = rng.standard_normal((5, 3))
+    sources = np.column_stack(
+        [rng.laplace(size=n_rows), rng.uniform(-1.7, 1.7, n_rows), rng.standard_normal(n_rows)]
+    )
+    Y = sources @ mixing.T + 0.3 * rng.standard_normal((n_rows, 5))
+    density, mixing = start_density("adaptive", Y, mixing)
+    proposal = _Proposal(mixing, total_variance=0.09)
+    eps = rng.standard_normal((41, 3))
+    results = []
+    for batch_size in (7, n_rows):
+        histogram = density.empty_histogram()
+        log_marginal, mean, second, _ = _importance_posterior(
+            Y, proposal, eps, density, batch_size, np.float32, histogram=histogram
+        )
+        results.append((log_marginal, mean, second, histogram))
+    for blocked, whole in zip(*results):
+        np.testing.assert_allclose(blocked, whole, rtol=1e-12, atol=1e-15)
+    log_marginal, mean, second, histogram = results[0]
+    direct_second = np.zeros((3, 3))
+    for y, row_mean in zip(Y, mean):
+        Z, weights = _direct_weights(y, proposal, eps, density)
+        weights /= weights.sum()
+        np.testing.assert_allclose(row_mean, weights @ Z, rtol=1e-4, atol=1e-5)
+        direct_second += (Z.T * weights) @ Z
+    np.testing.assert_allclose(second, direct_second, rtol=1e-4)
+    np.testing.assert_allclose(histogram.sum(axis=1), n_rows, rtol=1e-6)
+    # The density's grid spans +-20 source standard deviations.
+    grid = np.linspace(-20.0, 20.0, histogram.shape[1])
+    np.testing.assert_allclose(histogram @ grid, mean.sum(axis=0), rtol=1e-5, atol=1e-4)
 
 
 def test_mixture_weights_are_bounded_by_the_prior():
