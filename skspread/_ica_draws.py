@@ -103,6 +103,7 @@ def _fit_with_draws(Y, start, n_importance_samples, source, settings):
     mixing, total_variance, prior = start.mixing, start.total_variance, source
     loglike = []
     settled = not adaptive
+    from_ridge_end = False
 
     def fit_from(mixing, total_variance, prior, budget):
         return _fit_spread_em(
@@ -136,6 +137,7 @@ def _fit_with_draws(Y, start, n_importance_samples, source, settings):
             len(start.X_centred),
         )
         loglike += result.loglike
+        from_ridge_end = from_ridge_end or result.from_ridge_end
         mixing, total_variance, prior = result.mixing, result.total_variance, result.prior
         if settled or len(loglike) + 3 > max_iter:
             break
@@ -169,4 +171,4 @@ def _fit_with_draws(Y, start, n_importance_samples, source, settings):
         ]
         n_draws = grown
         settled = n_draws >= _AUTO_MAX_DRAWS
-    return _DrawsRun(result._replace(loglike=loglike), n_draws)
+    return _DrawsRun(result._replace(loglike=loglike, from_ridge_end=from_ridge_end), n_draws)
