@@ -176,30 +176,6 @@ def test_low_variance_term_of_learned_spread_matches_monte_carlo():
     _monte_carlo_check(mapped, Y_mean, M, n_draws=100_000, seed=3)
 
 
-@pytest.mark.parametrize("scale", [1e-3, 0.3, 1e3])
-def test_gaussian_spread_log_prob_in_training_has_the_kernels_value_and_gradient(scale):
-    # Training takes the Gaussian log-density's gradient in one tensor of the
-    # batch's size; the value stays the kernel's and the gradient autograd's.
-    kernel = GaussianSpread(scale)
-    spread = SpreadModule(kernel, n_features=5).double()
-    generator = torch.Generator().manual_seed(0)
-    Y = scale * torch.randn((6, 1, 5), generator=generator, dtype=torch.float64)
-    M = scale * torch.randn((6, 3, 5), generator=generator, dtype=torch.float64)
-    weights = torch.randn((6, 3), generator=generator, dtype=torch.float64)
-    results = []
-    for log_prob in (spread.log_prob, kernel.log_prob):
-        inputs = [Y.clone().requires_grad_(), M.clone().requires_grad_()]
-        value = log_prob(*inputs)
-        results.append((value.detach(), *torch.autograd.grad((value * weights).sum(), inputs)))
-    assert torch.equal(results[0][0], results[1][0])
-    for lean, reference in zip(results[0][1:], results[1][1:]):
-        assert lean.shape == reference.shape
-        torch.testing.assert_close(lean, reference, rtol=1e-12, atol=0)
-    assert torch.autograd.gradcheck(
-        spread.log_prob, (Y.clone().requires_grad_(), M.clone().requires_grad_())
-    )
-
-
 def test_woodbury_log_density_equals_dense_gaussian():
     # Spec section 1: Sigma = s^2 I + U U^T by Woodbury, never a D x D matrix.
     torch.manual_seed(0)

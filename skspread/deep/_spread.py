@@ -78,8 +78,6 @@ class SpreadModule(nn.Module):
         """log k(y - f(m)) per row; ``M`` is in data space (f applied here)."""
         centre = self.centre(M)
         if self.raw_factor is None:
-            if type(self.kernel) is GaussianSpread and torch.is_grad_enabled():
-                return _GaussianLogProb.apply(Y, centre, self.kernel)
             return self.kernel.log_prob(Y, centre)
         residual = Y - centre
         flat = lowrank_gaussian_log_prob(
@@ -108,34 +106,6 @@ class SpreadModule(nn.Module):
         return lowrank_gaussian_log_prob(zero, self.kernel.scale, self.factor())[0] - (
             0.5 * self.n_features
         )
-
-
-class _GaussianLogProb(torch.autograd.Function):
-    """``kernel.log_prob(Y, X)`` of a GaussianSpread, with a leaner gradient.
-
-    The value is the kernel's own. Its gradient, d/dx = (y - x) / s^2 and
-    d/dy = -(y - x) / s^2 per unit of the output's gradient, is made in one
-    tensor of the batch's size; autograd through the kernel's norm of
-    (y - x) / s would keep that scaled difference and make four such tensors
-    in the backward pass (the norm's, the division's and the difference's
-    gradients), raising the training step's peak memory.
-    """
-
-    @staticmethod
-    def forward(ctx, Y, X, kernel):
-        ctx.save_for_backward(Y, X)
-        ctx.scale = kernel.scale
-        return kernel.log_prob(Y, X)
-
-    @staticmethod
-    def backward(ctx, gradient):
-        Y, X = ctx.saved_tensors
-        scale = ctx.scale
-        # The difference is scaled before the product, as in the forward
-        # pass, to stay within range for tiny and huge scales.
-        towards_y = (Y - X).div_(scale).mul_((gradient / scale).unsqueeze(-1))
-        need_y, need_x, _ = ctx.needs_input_grad
-        return (-towards_y if need_y else None), (towards_y if need_x else None), None
 
 
 def check_torch_kernel(kernel, n_features, objective="exact"):
