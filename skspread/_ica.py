@@ -9,13 +9,13 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._base import BaseSpreadEstimator, atomic_fit, check_n_samples
-from ._ica_draws import _fit_with_draws, _fixed_draws
+from ._ica_draws import _first_draws, _fit_with_draws, _fixed_draws
 from ._ica_em import _rank_deficiency_as_value_error, _warn_unless_converged
+from ._ica_noise_free import _noise_free_run, _noise_free_subspace
 from ._ica_online import _block_starts, _online_update, _OnlineState
 from ._ica_start import _auto_spread_scale, _fit_start, _start_noise_variance
-from ._ica_sampling import _draw_sets, _importance_posterior, _Proposal
-from ._ica_sampling import _standard_normal_draws, _whitened
-from ._row_noise import row_keys, row_standard_normals
+from ._ica_sampling import _draw_sets, _posterior_mean, _spread_log_likelihood
+from ._ica_sampling import _standard_normal_draws
 from ._source_density import sample_prior
 from .spread import GaussianSpread
 
@@ -79,7 +79,8 @@ class SpreadICA(BaseSpreadEstimator):
         from the variance outside the principal n_components directions
         (half the smallest eigenvalue of the data covariance when
         n_components = n_features). The default serves data whose noise
-        level is unknown: on noise-free data it ends at or near zero.
+        level is unknown: on noise-free data it is zero (the noise-free
+        path, see Notes) or ends near zero.
     n_spread_samples : int, default=1
         Spread copies S_y of each data point, drawn once per fit.
     n_importance_samples : int or 'auto', default='auto'
@@ -100,11 +101,14 @@ class SpreadICA(BaseSpreadEstimator):
         eigenvalues minus gamma^2); 'pca' is the principal subspace scaled
         by the signal variances.
     max_iter : int, default=500
-        Maximum number of EM map evaluations (E-steps).
+        Maximum number of EM map evaluations (E-steps), or of quasi-Newton
+        iterations on the noise-free path.
     tol : float, default=3e-3
         Stop when the estimated distance of the parameters to the EM fixed
         point, ``|step| / (1 - rate)`` with the rate at which EM steps shrink,
-        is below ``tol`` relative to their norm. A small step alone is not
+        is below ``tol`` relative to their norm; on the noise-free path, when
+        a quasi-Newton step would add less than ``tol`` nats to the
+        log-likelihood summed over the rows. A small step alone is not
         convergence: near the deterministic limit EM contracts at a rate
         near 1 (paper eq 43-45): small steps that keep their direction have
         converged if below a quarter of the EM map's sampling error along
@@ -136,7 +140,8 @@ class SpreadICA(BaseSpreadEstimator):
         Standard deviation sigma of the spread (None without spread).
     n_iter_ : int
         Number of EM map evaluations (summed over the blocks of
-        :meth:`partial_fit`).
+        :meth:`partial_fit`), or of quasi-Newton iterations on the
+        noise-free path.
     source_density_ : MixtureSourceDensity or None
         The learned densities ('adaptive'), with ``log_density`` and ``sample``.
     n_samples_seen_ : int
@@ -144,17 +149,22 @@ class SpreadICA(BaseSpreadEstimator):
         given to :meth:`partial_fit` since it started.
     n_importance_samples_ : int
         Importance draws per row of the last E-step, also those of
-        ``transform`` and ``score_samples``.
+        ``transform`` and ``score_samples`` (on the noise-free path, which
+        has no E-step, 256 for 'auto').
     effective_sample_size_ : float
         Mean effective sample size 1 / sum_s w_s^2 of the importance weights
-        in the last E-step (between 1 and ``n_importance_samples_``); a
+        in the last E-step (between 1 and ``n_importance_samples_``;
+        ``n_importance_samples_`` on the noise-free path); a
         ``ConvergenceWarning`` is raised when it falls below
         ``min(10, n_importance_samples_ / 10)``.
     loglike_ : list of float
         Mean spread log-likelihood of the training spread copies at each
         EM evaluation (of each block's, one block after the other, for
         :meth:`partial_fit`) (the importance draws are fixed, so these values
-        are comparable between iterations).
+        are comparable between iterations); on the noise-free path, the mean
+        log-likelihood of the training rows under the noise-free model (a
+        density on the data's n_components-dimensional subspace) at each
+        iteration.
     n_features_in_ : int
         Number of features seen during fit.
     feature_names_in_ : ndarray of shape (`n_features_in_`,)
@@ -167,6 +177,22 @@ class SpreadICA(BaseSpreadEstimator):
 
     Notes
     -----
+    Where the data leave no room for noise, the model is fitted by its exact
+    likelihood (the noise-free path), for learned densities and noise with
+    a spread ('adaptive', 'isotropic' or 'diagonal'). With more features
+    than sources, data are noise-free when their variance outside the
+    principal n_components directions is at rounding level (below 1e-10 of
+    the largest eigenvalue); a square model is fitted noise-free and kept
+    unless a score test for noise at zero finds it at the 5% level. The
+    deterministic model then has a density on the data's subspace,
+    p(x) = |det B| prod_k p_k(b_k^T (x - mu)) with B = pinv(A), which is
+    maximised directly: quasi-Newton steps on the unmixing of the whitened
+    data alternate with the mixture densities' EM, with neither spread nor
+    importance sampling, and the learned noise is 0 (the spread is kept for
+    ``score_samples``). All other fits are the spread-EM below, whose
+    spread makes the likelihood defined where the model is deterministic
+    and the data are not (paper section 1.1).
+
     Gaussian spread gives p(y | z) = N(y | A z + mu, tau^2 I), and
     N(y | A z + mu, tau^2 I) = c(y) N(z | m(y), V) with
     m(y) = (A^T A)^-1 A^T (y - mu), V = tau^2 (A^T A)^-1. The E-step is
@@ -182,27 +208,16 @@ class SpreadICA(BaseSpreadEstimator):
     O(n_samples * n_spread_samples * n_importance_samples * n_components),
     evaluated in float32 blocks.
 
-    The likelihood factor N(m(y), V) alone is a good proposal while V is
-    narrow next to the unit-variance prior; where A has a small singular
-    value and the noise is not small, V is many times wider than the prior
-    along the weak direction. Half of the draws therefore come from the
-    Gaussian-source posterior N((I - W) m(y), W), W = (A^T A / tau^2 + I)^-1,
-    and every draw is weighted against the two-component mixture (defensive
-    importance sampling [3]), which keeps the weights below
-    prod_k p(z_k) / 0.5. Each group of at least 256 rows (64 groups at most)
-    has its own draws: with one set shared by all rows the Monte Carlo error
-    is common to every row and does not average out over N, and along a
-    direction the noise hides, where the EM map contracts slowly, it moves
-    the fixed point. From a PCA or random start, 'auto' also caps sigma so
-    that tau^2 <= lambda_K(A^T A), which keeps V <= I while EM travels.
-
-    The spread is consistent at any sigma but costs statistical efficiency
-    that grows with sigma, so from FastICA's consistent start 'auto' uses a
-    small refining spread; only from a poor start (PCA, random) is the large
-    spread of the paper needed to keep EM moving (paper eq 43-45).
-    ``effective_sample_size_`` measures the sampler's health, and a
-    ``ConvergenceWarning`` asks for a smaller ``spread_scale`` when it
-    collapses. The user guide gives the measured accuracy.
+    Where V is wide next to the unit-variance prior (a small singular value
+    of A, noise not small), half of the draws come from the Gaussian-source
+    posterior N((I - W) m(y), W), W = (A^T A / tau^2 + I)^-1, each weighted
+    against the two-component mixture (defensive importance sampling [3]);
+    each group of at least 256 rows (64 groups at most) has its own draws,
+    so that their Monte Carlo error averages out over N (user guide).
+    The spread is consistent at any sigma but costs efficiency that grows
+    with sigma: from FastICA's consistent start 'auto' uses a small refining
+    spread, from a poor one the paper's (paper eq 43-45). A collapsing
+    ``effective_sample_size_`` warns to reduce ``spread_scale``.
 
     ``transform`` returns E[z | x] under the model (noise gamma^2): the
     least-squares sources ``components_ @ (x - mu)`` when gamma = 0, an
@@ -315,12 +330,16 @@ class SpreadICA(BaseSpreadEstimator):
         X = validate_data(self, X, dtype=[np.float64, np.float32], ensure_min_samples=2)
         # float32 data is fitted in float64 and the fitted arrays stored in float32.
         dtype = X.dtype
-        start = self._start(X.astype(np.float64, copy=False))
-        Y = self._spread_copies(start.X_centred, start.spread, start.rng)
-        settings = (self.max_iter, self.tol, self.batch_size, self.verbose)
-        with _rank_deficiency_as_value_error():
-            staged = _fit_with_draws(Y, start, self.n_importance_samples, self.source, settings)
-        run, self.n_importance_samples_ = staged.result, staged.n_draws
+        X = X.astype(np.float64, copy=False)
+        start, run = self._fit_noise_free(X)
+        if run is None:
+            start = self._start(X)
+            Y = self._spread_copies(start.X_centred, start.spread, start.rng)
+            settings = (self.max_iter, self.tol, self.batch_size, self.verbose)
+            draws = self.n_importance_samples
+            with _rank_deficiency_as_value_error():
+                staged = _fit_with_draws(Y, start, draws, self.source, settings)
+            run, self.n_importance_samples_ = staged.result, staged.n_draws
         _warn_unless_converged(run, start.spread, self)
         self._store_model(start.mean, run.mixing, run.total_variance, start, dtype, run.prior)
         self.effective_sample_size_ = run.effective_sample_size
@@ -422,8 +441,24 @@ class SpreadICA(BaseSpreadEstimator):
         self._online = state
         return self
 
-    def _start(self, X):
-        """The start of a fit on ``X`` (float64): checks, mean, spread, mixing, noise, seed."""
+    def _fit_noise_free(self, X):
+        """The start and run of the noise-free path (see Notes), or (None, None)."""
+        learned = isinstance(self.noise_variance, str)
+        if self.source != "adaptive" or self.spread is None or not learned:
+            return None, None
+        subspace = _noise_free_subspace(X - X.mean(axis=0), self.n_components or X.shape[1])
+        if subspace is None:
+            return None, None
+        start = self._start(X, noise_free=True)
+        self.n_importance_samples_ = _first_draws(self.n_importance_samples)
+        settings = (self.max_iter, self.tol, self.verbose)
+        return start, _noise_free_run(start, subspace, self.n_importance_samples_, settings)
+
+    def _start(self, X, noise_free=False):
+        """The start of a fit on ``X`` (float64): checks, mean, spread, mixing, noise, seed.
+
+        ``noise_free``: the noise-free path's (no noise in the start mixing).
+        """
         n_samples, n_features = X.shape
         n_components = n_features if self.n_components is None else self.n_components
         if n_components > n_features:
@@ -432,9 +467,9 @@ class SpreadICA(BaseSpreadEstimator):
                 "SpreadICA needs at least as many observed dimensions as sources."
             )
         spread = self._resolve_spread(X, self.noise_variance)
-        return _fit_start(
-            X, n_components, spread, self.init, self.noise_variance, self.random_state
-        )
+        noise_variance = 0.0 if noise_free else self.noise_variance
+        start = _fit_start(X, n_components, spread, self.init, noise_variance, self.random_state)
+        return start._replace(noise=self.noise_variance) if noise_free else start
 
     def _spread_copies(self, X_centred, spread, rng):
         """The ``n_spread_samples`` spread copies of each row (the rows without spread)."""
@@ -479,21 +514,8 @@ class SpreadICA(BaseSpreadEstimator):
         """
         check_is_fitted(self)
         X_centred, dtype = self._centred(X)
-        noise_variance = np.asarray(self.noise_variance_, dtype=np.float64)
-        if not np.any(noise_variance > 0):
-            return (X_centred @ self.components_.T.astype(np.float64)).astype(dtype, copy=False)
-        if noise_variance.ndim:
-            # A feature without noise pins z to a subspace; a tiny share of the
-            # largest noise keeps the whitened posterior a density.
-            noise_variance = np.maximum(noise_variance, 1e-6 * noise_variance.max())
-        eps = self._evaluation_draws()
-        Y, mixing, variance, _ = _whitened(
-            X_centred, self.mixing_.astype(np.float64), noise_variance[()]
-        )
-        _, posterior_mean, _, _ = _importance_posterior(
-            Y, _Proposal(mixing, variance), eps, self._prior, self.batch_size, np.float64
-        )
-        return posterior_mean.astype(dtype, copy=False)
+        sources = _posterior_mean(X_centred, self, self._evaluation_draws)
+        return sources.astype(dtype, copy=False)
 
     def inverse_transform(self, X):
         """Map sources back to data space: x = A z + mu.
@@ -557,28 +579,7 @@ class SpreadICA(BaseSpreadEstimator):
         """
         check_is_fitted(self)
         X_centred, dtype = self._centred(X)
-        eps = self._evaluation_draws()
-        total_variance = np.asarray(self.noise_variance_, dtype=np.float64) + (
-            0.0 if self.spread_ is None else self.spread_.variance
-        )
-        mixing = self.mixing_.astype(np.float64)
-        Y, mixing, variance, log_jacobian = _whitened(X_centred, mixing, total_variance[()])
-        if self.spread_ is None:
-            offsets = np.zeros((len(Y), 1, Y.shape[1]))
-        else:
-            keys = row_keys(X_centred, self.spread_.scale, self._evaluation_seed)
-            shape = (self.n_spread_samples, Y.shape[1])
-            offsets = self.spread_.scale * row_standard_normals(keys, shape)
-        offsets, _, _, _ = _whitened(offsets, self.mixing_, total_variance[()])
-        proposal = _Proposal(mixing, variance)
-        log_likelihood = np.zeros(X.shape[0])
-        for copy in range(offsets.shape[1]):
-            log_marginal, _, _, _ = _importance_posterior(
-                Y + offsets[:, copy], proposal, eps, self._prior, self.batch_size, np.float64,
-                moments=False,
-            )
-            log_likelihood += log_marginal
-        log_likelihood = log_likelihood / offsets.shape[1] + log_jacobian
+        log_likelihood = _spread_log_likelihood(X_centred, self, self._evaluation_draws())
         return log_likelihood.astype(dtype, copy=False)
 
     def _centred(self, X):

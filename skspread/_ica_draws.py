@@ -47,6 +47,13 @@ _AUTO_STAGE_ITER = 20
 _AUTO_ERROR_SHARE = 0.25
 
 
+def _first_draws(n_importance_samples):
+    """The draws a fit starts with: an int's, or 'auto''s first stage."""
+    if n_importance_samples == "auto":
+        return _AUTO_FIRST_DRAWS
+    return n_importance_samples
+
+
 def _fixed_draws(n_importance_samples):
     """The draws of a fit that does not adapt them: an int's, or 'auto''s cap."""
     if n_importance_samples == "auto":
@@ -98,7 +105,7 @@ def _fit_with_draws(Y, start, n_importance_samples, source, settings):
     max_iter, tol, batch_size, verbose = settings
     n_components = start.n_components
     adaptive = n_importance_samples == "auto"
-    n_draws = _AUTO_FIRST_DRAWS if adaptive else n_importance_samples
+    n_draws = _first_draws(n_importance_samples)
     draw_sets = _draw_sets(len(Y), n_draws, n_components, start.rng)
     mixing, total_variance, prior = start.mixing, start.total_variance, source
     loglike = []

@@ -495,9 +495,11 @@ def _warn_unless_converged(result, spread, estimator):
         )
     elif not result.converged:
         warnings.warn(
-            f"SpreadICA did not converge: after max_iter={max_iter} EM "
-            f"iterations the mixing matrix is still more than tol={tol} "
-            "(relative) from the EM fixed point. Increase max_iter or tol; with "
+            f"SpreadICA did not converge: after max_iter={max_iter} "
+            f"iterations the mixing matrix is still more than tol={tol} from "
+            "convergence (EM: its relative distance to the fixed point; the "
+            "noise-free path: the log-likelihood, in nats over the rows, that a "
+            "quasi-Newton step would still add). Increase max_iter or tol; with "
             "spread=None and a small noise_variance, EM is known to stall (use "
             "a spread).",
             ConvergenceWarning,

@@ -19,6 +19,7 @@ from scipy.special import ndtri
 from scipy.stats import qmc
 from threadpoolctl import ThreadpoolController
 
+from ._row_noise import row_keys, row_standard_normals
 from ._sources import _LAPLACE_SCALE, source_log_density
 
 # Share of the importance draws taken from the likelihood factor N(m(y), V);
@@ -436,3 +437,56 @@ def _whitened(Y, mixing, total_variance):
         return Y, mixing, total_variance, 0.0
     scale = np.sqrt(total_variance)
     return Y / scale, mixing / scale[:, None], 1.0, -float(np.sum(np.log(scale)))
+
+
+def _spread_log_likelihood(X_centred, model, eps):
+    """``SpreadICA.score_samples`` of centred rows: importance sampling per spread copy.
+
+    ``model`` is the fitted SpreadICA (its mixing, noise, spread, prior,
+    copies, batch size and evaluation seed); ``eps`` its evaluation draws.
+    """
+    spread = model.spread_
+    total_variance = np.asarray(model.noise_variance_, dtype=np.float64) + (
+        0.0 if spread is None else spread.variance
+    )
+    mixing = model.mixing_.astype(np.float64)
+    Y, mixing, variance, log_jacobian = _whitened(X_centred, mixing, total_variance[()])
+    if spread is None:
+        offsets = np.zeros((len(Y), 1, Y.shape[1]))
+    else:
+        keys = row_keys(X_centred, spread.scale, model._evaluation_seed)
+        shape = (model.n_spread_samples, Y.shape[1])
+        offsets = spread.scale * row_standard_normals(keys, shape)
+    offsets, _, _, _ = _whitened(offsets, model.mixing_, total_variance[()])
+    proposal = _Proposal(mixing, variance)
+    log_likelihood = np.zeros(len(X_centred))
+    for copy in range(offsets.shape[1]):
+        log_marginal, _, _, _ = _importance_posterior(
+            Y + offsets[:, copy], proposal, eps, model._prior, model.batch_size, np.float64,
+            moments=False,
+        )
+        log_likelihood += log_marginal
+    return log_likelihood / offsets.shape[1] + log_jacobian
+
+
+def _posterior_mean(X_centred, model, evaluation_draws):
+    """``SpreadICA.transform`` of centred rows: E[z | x] under the fitted model.
+
+    The least-squares sources when the model has no noise; otherwise an
+    importance-sampling estimate with the draws ``evaluation_draws()``.
+    """
+    noise_variance = np.asarray(model.noise_variance_, dtype=np.float64)
+    if not np.any(noise_variance > 0):
+        return X_centred @ model.components_.T.astype(np.float64)
+    if noise_variance.ndim:
+        # A feature without noise pins z to a subspace; a tiny share of the
+        # largest noise keeps the whitened posterior a density.
+        noise_variance = np.maximum(noise_variance, 1e-6 * noise_variance.max())
+    Y, mixing, variance, _ = _whitened(
+        X_centred, model.mixing_.astype(np.float64), noise_variance[()]
+    )
+    _, posterior_mean, _, _ = _importance_posterior(
+        Y, _Proposal(mixing, variance), evaluation_draws(), model._prior, model.batch_size,
+        np.float64,
+    )
+    return posterior_mean

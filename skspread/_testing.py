@@ -19,7 +19,10 @@ _LOCATIONS = {
     "factor_analysis_module": ("skspread._factor_analysis", None),
     "rotate": ("skspread._factor_analysis_solvers", "_rotate"),
     # SpreadICA
+    "ica_module": ("skspread._ica", None),
     "ica_em_module": ("skspread._ica_em", None),
+    "fit_noise_free": ("skspread._ica_noise_free", "_fit_noise_free"),
+    "noise_free_subspace": ("skspread._ica_noise_free", "_noise_free_subspace"),
     "em_step": ("skspread._ica_em", "_em_step"),
     "importance_posterior": ("skspread._ica_sampling", "_importance_posterior"),
     "Proposal": ("skspread._ica_sampling", "_Proposal"),

@@ -1,0 +1,147 @@
+"""SpreadICA's noise-free path: the exact likelihood where the data leave no room for noise."""
+
+import warnings
+
+import numpy as np
+import pytest
+from sklearn.exceptions import ConvergenceWarning
+
+from skspread import SpreadICA
+from skspread._testing import fit_noise_free, ica_module, initial_mixing, noise_free_subspace
+from skspread.datasets import make_ica
+from skspread.metrics import amari_distance, mixing_error
+
+
+def _laplace_uniform(seed, noise_std, n_samples=4000):
+    """3 Laplace + 3 uniform unit-variance sources, a 6 x 6 sign mixing (the benchmark's)."""
+    rng = np.random.RandomState(seed)
+    while True:
+        mixing = rng.choice([-1.0, 1.0], size=(6, 6))
+        if np.linalg.cond(mixing) < 1e3:
+            break
+    sources = np.hstack(
+        [
+            rng.laplace(0.0, 1.0 / np.sqrt(2.0), size=(n_samples, 3)),
+            rng.uniform(-np.sqrt(3.0), np.sqrt(3.0), size=(n_samples, 3)),
+        ]
+    )
+    X = sources @ mixing.T + noise_std * rng.standard_normal((n_samples, 6))
+    return X, mixing
+
+
+def _noise_statistic(X, n_components, seed=0):
+    X_centred = X - X.mean(axis=0)
+    subspace = noise_free_subspace(X_centred, n_components)
+    start = initial_mixing("fastica", X_centred, n_components, 0.0, np.random.RandomState(seed))
+    return fit_noise_free(X_centred, start, *subspace, 500, 3e-3).noise_statistic
+
+
+def test_noise_free_data_are_fitted_by_the_exact_likelihood():
+    # Noise-free data with more features than sources span exactly K
+    # directions: the fit takes a few quasi-Newton steps, no EM, learns zero
+    # noise and recovers the mixing. Its error is the estimator's sampling
+    # error, O(1 / sqrt(N)) = 0.02 at N = 2000; spread-EM's is compared.
+    data = make_ica(2000, 6, 3, random_state=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        model = SpreadICA(3, random_state=0).fit(data.data)
+    assert model.noise_variance_ == 0.0
+    assert model.n_iter_ <= 20
+    assert len(model.loglike_) == model.n_iter_
+    assert model.effective_sample_size_ == model.n_importance_samples_
+    error = mixing_error(model.mixing_, data.mixing)
+    assert error < 0.06
+    spread_em = SpreadICA(3, noise_variance=0.0, n_importance_samples=200, random_state=0)
+    with warnings.catch_warnings():
+        # That EM freezes near its fixed point (it warns so): see test_ica.py.
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        spread_em.fit(data.data)
+    assert error < 1.1 * mixing_error(spread_em.mixing_, data.mixing)
+    # 'diagonal' learns one zero per feature.
+    diagonal = SpreadICA(3, noise_variance="diagonal", random_state=0).fit(data.data)
+    np.testing.assert_array_equal(diagonal.noise_variance_, np.zeros(6))
+    np.testing.assert_allclose(diagonal.mixing_, model.mixing_)
+
+
+def test_noise_free_path_is_reproducible_and_equivariant_to_units():
+    # Whitening and the relative subspace test make the fit on c X the fit
+    # on X scaled by c, from 1e-6 to 1e6.
+    X = make_ica(1000, 4, 2, source="uniform", random_state=0).data
+    reference = SpreadICA(2, random_state=0).fit(X)
+    again = SpreadICA(2, random_state=0).fit(X)
+    np.testing.assert_array_equal(again.mixing_, reference.mixing_)
+    for scale in [1e-6, 1e6]:
+        scaled = SpreadICA(2, random_state=0).fit(scale * X)
+        assert scaled.noise_variance_ == 0.0
+        assert scaled.n_iter_ == reference.n_iter_
+        np.testing.assert_allclose(
+            scaled.mixing_ / scale, reference.mixing_, rtol=1e-6, atol=1e-9
+        )
+        np.testing.assert_allclose(scaled.loglike_, np.array(reference.loglike_) - 4 * np.log(scale))
+
+
+def test_noise_free_path_warns_at_max_iter_and_keeps_float32():
+    X = make_ica(1000, 3, 2, random_state=0).data.astype(np.float32)
+    with pytest.warns(ConvergenceWarning, match="noise-free path.*Increase max_iter"):
+        model = SpreadICA(2, max_iter=1, tol=0.0, random_state=0).fit(X)
+    assert model.n_iter_ == 1
+    assert model.mixing_.dtype == np.float32
+    assert model.transform(X).dtype == np.float32
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_score_test_finds_noise_in_square_mixtures(seed):
+    # Square mixtures leave no direction outside the sources, so only the
+    # score test tells noise from none. At gamma = 0.3 (a noise variance 1.5%
+    # of the data's) the statistic was 2.5-4.3 standard errors on seeds 0-2,
+    # and noise-free it was -0.8 to 0.9 on seeds 0-4 (a standard normal
+    # under no noise; 1.645 is its one-sided 5% level).
+    noisy, _ = _laplace_uniform(seed, 0.3)
+    assert _noise_statistic(noisy, 6, seed) > 1.645
+    noise_free, _ = _laplace_uniform(seed, 0.0)
+    assert _noise_statistic(noise_free, 6, seed) < 1.645
+
+
+def test_square_noisy_data_are_fitted_by_spread_em():
+    # Where the score test finds noise, spread-EM learns it (a few
+    # iterations suffice to show the path taken: the noise is not zero).
+    X, _ = _laplace_uniform(0, 0.3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model = SpreadICA(6, n_importance_samples=50, max_iter=10, random_state=0).fit(X)
+    assert model.noise_variance_ > 0.0
+
+
+def test_noise_free_square_mixture_beats_fastica_without_warning():
+    # The benchmark's '3 Laplace + 3 uniform 6x6, gamma 0', seed 3, on which
+    # spread-EM stopped on the noise ridge (Amari 0.18, warned) before it
+    # learned to resume: the exact likelihood gives 0.048 (FastICA 0.056).
+    X, mixing = _laplace_uniform(3, 0.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        model = SpreadICA(6, random_state=3).fit(X)
+    assert model.noise_variance_ == 0.0
+    assert amari_distance(np.linalg.pinv(model.mixing_), mixing) < 0.056
+
+
+def test_noise_free_path_only_for_learned_noise_and_densities(monkeypatch):
+    # A fixed noise, a fixed prior or no spread keep spread-EM (the
+    # paper's estimator and its baselines).
+    X = make_ica(500, 3, 2, random_state=0).data
+    asked = []
+    original = ica_module._noise_free_subspace
+
+    def spy(X_centred, n_components):
+        asked.append(n_components)
+        return original(X_centred, n_components)
+
+    monkeypatch.setattr(ica_module, "_noise_free_subspace", spy)
+    common = dict(n_importance_samples=20, max_iter=2, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        SpreadICA(2, noise_variance=0.0, **common).fit(X)
+        SpreadICA(2, source="laplace", **common).fit(X)
+        SpreadICA(2, spread=None, **common).fit(X)
+        assert asked == []
+        SpreadICA(2, **common).fit(X)
+    assert asked == [2]
