@@ -211,7 +211,9 @@ def _report(runs, seeds, command):
         "Amari distance of pinv(mixing_) to the true mixing (mean ± standard error "
         "over seeds); time as a multiple of FastICA's fit on the same data; "
         "SpreadICA(source='adaptive') at its other defaults (noise level not given, "
-        "learned); the 'true noise' "
+        "learned); its n_iter counts EM evaluations, or quasi-Newton iterations where "
+        "the fit took the noise-free path (all of the gamma 0 rows' fits here); the "
+        "'true noise' "
         "column, on noisy rows, is SpreadICA given the true noise variance "
         "(not part of the goals).",
         "",

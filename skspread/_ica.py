@@ -180,12 +180,14 @@ class SpreadICA(BaseSpreadEstimator):
     Where the data leave no room for noise, the model is fitted by its exact
     likelihood (the noise-free path), for learned densities and noise with
     a spread ('adaptive', 'isotropic' or 'diagonal'). With more features
-    than sources, data are noise-free when their variance outside the
+    than sources, data are noise-free when their mean variance outside the
     principal n_components directions is at rounding level (below 1e-10 of
     the largest eigenvalue); a square model is fitted noise-free and kept
-    unless a score test for noise at zero finds it at the 5% level. The
+    unless a score test for noise at zero finds it at the 5% level or cannot
+    rule out (at 95%) a noise variance of 5% of the weakest principal
+    variance. The
     deterministic model then has a density on the data's subspace,
-    p(x) = |det B| prod_k p_k(b_k^T (x - mu)) with B = pinv(A), which is
+    p(x) = abs(det B) prod_k p_k(b_k^T (x - mu)) with B = pinv(A), which is
     maximised directly: quasi-Newton steps on the unmixing of the whitened
     data alternate with the mixture densities' EM, with neither spread nor
     importance sampling, and the learned noise is 0 (the spread is kept for

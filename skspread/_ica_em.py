@@ -205,6 +205,8 @@ class _EMResult(NamedTuple):
     noise_distance: float = 0.0
     # Whether the fit went on from the noise ridge's end (``_fit_past_noise_ridge``).
     from_ridge_end: bool = False
+    # Whether this is the noise-free path's fit (quasi-Newton, no EM).
+    noise_free: bool = False
 
 
 def _fit_spread_em(
@@ -493,13 +495,19 @@ def _warn_unless_converged(result, spread, estimator):
             f"statistical error. {cause}",
             ConvergenceWarning,
         )
+    elif not result.converged and result.noise_free:
+        warnings.warn(
+            f"SpreadICA did not converge: after max_iter={max_iter} iterations "
+            "of the noise-free path, a quasi-Newton step would still add more "
+            f"than tol={tol} nats to the log-likelihood over the rows, or the "
+            "densities more than 0.1. Increase max_iter or tol.",
+            ConvergenceWarning,
+        )
     elif not result.converged:
         warnings.warn(
-            f"SpreadICA did not converge: after max_iter={max_iter} "
-            f"iterations the mixing matrix is still more than tol={tol} from "
-            "convergence (EM: its relative distance to the fixed point; the "
-            "noise-free path: the log-likelihood, in nats over the rows, that a "
-            "quasi-Newton step would still add). Increase max_iter or tol; with "
+            f"SpreadICA did not converge: after max_iter={max_iter} EM "
+            f"iterations the mixing matrix is still more than tol={tol} "
+            "(relative) from the EM fixed point. Increase max_iter or tol; with "
             "spread=None and a small noise_variance, EM is known to stall (use "
             "a spread).",
             ConvergenceWarning,
