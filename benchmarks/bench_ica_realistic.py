@@ -212,8 +212,7 @@ def _report(runs, seeds, command):
         "over seeds); time as a multiple of FastICA's fit on the same data; "
         "SpreadICA(source='adaptive') at its other defaults (noise level not given, "
         "learned); its n_iter counts EM evaluations, or quasi-Newton iterations where "
-        "the fit took the noise-free path (all of the gamma 0 rows' fits here); the "
-        "'true noise' "
+        "the fit took the noise-free path; the 'true noise' "
         "column, on noisy rows, is SpreadICA given the true noise variance "
         "(not part of the goals).",
         "",
