@@ -11,7 +11,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from ._base import BaseSpreadEstimator, atomic_fit, check_n_samples
 from ._ica_draws import _first_draws, _fit_with_draws, _fixed_draws
 from ._ica_em import _rank_deficiency_as_value_error, _warn_unless_converged
-from ._ica_noise_free import _noise_free_run, _noise_free_subspace
+from ._ica_noise_free import _noise_free_run, _principal_subspace
 from ._ica_online import _block_starts, _online_update, _OnlineState
 from ._ica_start import _auto_spread_scale, _fit_start, _start_noise_variance
 from ._ica_sampling import _draw_sets, _posterior_mean, _spread_log_likelihood
@@ -177,23 +177,19 @@ class SpreadICA(BaseSpreadEstimator):
 
     Notes
     -----
-    Where the data leave no room for noise, the model is fitted by its exact
-    likelihood (the noise-free path), for learned densities and noise with
-    a spread ('adaptive', 'isotropic' or 'diagonal'). With more features
-    than sources, data are noise-free when their mean variance outside the
-    principal n_components directions is at rounding level (below 1e-10 of
-    the largest eigenvalue); a square model is fitted noise-free and kept
-    unless a score test for noise at zero finds it at the 5% level or cannot
-    rule out (at 95%) a noise variance of 5% of the weakest principal
-    variance. The
-    deterministic model then has a density on the data's subspace,
-    p(x) = abs(det B) prod_k p_k(b_k^T (x - mu)) with B = pinv(A), which is
-    maximised directly: quasi-Newton steps on the unmixing of the whitened
-    data alternate with the mixture densities' EM, with neither spread nor
-    importance sampling, and the learned noise is 0 (the spread is kept for
-    ``score_samples``). All other fits are the spread-EM below, whose
-    spread makes the likelihood defined where the model is deterministic
-    and the data are not (paper section 1.1).
+    With learned densities and noise and a spread (the defaults), the model
+    is first fitted noise-free, by its exact likelihood on the data's
+    principal subspace, p(x) = abs(det B) prod_k p_k(b_k^T (x - mu)) with
+    B = pinv(A): quasi-Newton steps on the whitened unmixing alternate with
+    the densities' EM, with neither spread nor sampling. That fit is the
+    result, with zero noise (the spread kept for ``score_samples``), where
+    the data leave no room for noise: with more features than sources, a
+    mean variance outside the subspace below 1e-10 of the largest; square,
+    a score test for noise at zero that neither finds it (5% level) nor
+    leaves room (95% bound) for a noise variance of 5% of the weakest
+    principal one. Otherwise spread-EM (below; paper section 1.1 on why the
+    spread) starts from it (with init='fastica' and 'isotropic' noise), as
+    other settings start from ``init``.
 
     Gaussian spread gives p(y | z) = N(y | A z + mu, tau^2 I), and
     N(y | A z + mu, tau^2 I) = c(y) N(z | m(y), V) with
@@ -221,12 +217,9 @@ class SpreadICA(BaseSpreadEstimator):
     spread, from a poor one the paper's (paper eq 43-45). A collapsing
     ``effective_sample_size_`` warns to reduce ``spread_scale``.
 
-    ``transform`` returns E[z | x] under the model (noise gamma^2): the
-    least-squares sources ``components_ @ (x - mu)`` when gamma = 0, an
-    importance-sampling estimate otherwise. ``score_samples`` estimates the
-    spread log-likelihood of each row with spread copies drawn per row from
-    its values and a seed fixed at fit (so their error averages out over
-    rows) and importance draws from that seed.
+    ``transform`` is E[z | x]: ``components_ @ (x - mu)`` when gamma = 0, else
+    by importance sampling; ``score_samples`` draws each row's spread copies
+    from its values and a seed fixed at fit (their error averages out).
 
     References
     ----------
@@ -333,9 +326,9 @@ class SpreadICA(BaseSpreadEstimator):
         # float32 data is fitted in float64 and the fitted arrays stored in float32.
         dtype = X.dtype
         X = X.astype(np.float64, copy=False)
-        start, run = self._fit_noise_free(X)
+        start, run, refined = self._fit_noise_free(X)
         if run is None:
-            start = self._start(X)
+            start = self._start(X, mixing=refined)
             Y = self._spread_copies(start.X_centred, start.spread, start.rng)
             settings = (self.max_iter, self.tol, self.batch_size, self.verbose)
             draws = self.n_importance_samples
@@ -444,22 +437,27 @@ class SpreadICA(BaseSpreadEstimator):
         return self
 
     def _fit_noise_free(self, X):
-        """The start and run of the noise-free path (see Notes), or (None, None)."""
+        """The noise-free path (Notes): its start and run, or None, None and EM's start mixing."""
         learned = isinstance(self.noise_variance, str)
-        if self.source != "adaptive" or self.spread is None or not learned:
-            return None, None
-        subspace = _noise_free_subspace(X - X.mean(axis=0), self.n_components or X.shape[1])
+        subspace = None
+        if self.source == "adaptive" and self.spread is not None and learned:
+            subspace = _principal_subspace(X - X.mean(axis=0), self.n_components or X.shape[1])
         if subspace is None:
-            return None, None
+            return None, None, None
         start = self._start(X, noise_free=True)
         self.n_importance_samples_ = _first_draws(self.n_importance_samples)
         settings = (self.max_iter, self.tol, self.verbose)
-        return start, _noise_free_run(start, subspace, self.n_importance_samples_, settings)
+        run, refined = _noise_free_run(start, subspace, self.n_importance_samples_, settings)
+        # A diagonal noise trades with A's rows: from the noise-free fit, its EM
+        # stopped with a feature's noise 31% off (from FastICA's, 16%).
+        from_fastica = isinstance(self.init, str) and self.init == "fastica"
+        keep = from_fastica and self.noise_variance == "isotropic"
+        return start, run, refined if keep else None
 
-    def _start(self, X, noise_free=False):
+    def _start(self, X, noise_free=False, mixing=None):
         """The start of a fit on ``X`` (float64): checks, mean, spread, mixing, noise, seed.
 
-        ``noise_free``: the noise-free path's (no noise in the start mixing).
+        ``noise_free``: no noise in the start mixing; ``mixing``: see ``_fit_start``.
         """
         n_samples, n_features = X.shape
         n_components = n_features if self.n_components is None else self.n_components
@@ -470,7 +468,9 @@ class SpreadICA(BaseSpreadEstimator):
             )
         spread = self._resolve_spread(X, self.noise_variance)
         noise_variance = 0.0 if noise_free else self.noise_variance
-        start = _fit_start(X, n_components, spread, self.init, noise_variance, self.random_state)
+        start = _fit_start(
+            X, n_components, spread, self.init, noise_variance, self.random_state, mixing
+        )
         return start._replace(noise=self.noise_variance) if noise_free else start
 
     def _spread_copies(self, X_centred, spread, rng):

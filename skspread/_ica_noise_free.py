@@ -98,53 +98,64 @@ class _NoiseFreeFit(NamedTuple):
     off_grid: bool
 
 
-def _noise_free_subspace(X_centred, n_components):
-    """The principal subspace (D, K) and its variances if the data are noise-free there, else None.
+class _Subspace(NamedTuple):
+    """The principal subspace: basis (D, K), variances (K,), and the mean variance outside."""
 
-    Square models always have a noise-free candidate (the score test decides
-    after the fit); with more features, the mean variance outside the
-    subspace must be at rounding level. So must not the K-th: a direction
-    of rounding-level variance cannot be whitened (spread-EM takes it).
+    basis: np.ndarray
+    variances: np.ndarray
+    outside: float
+
+
+def _principal_subspace(X_centred, n_components):
+    """The principal n_components directions of the data, or None where they cannot be whitened.
+
+    None where the K-th variance is at rounding level: such a direction
+    cannot be whitened (spread-EM takes the data, as it takes n_components
+    > n_features to its error).
     """
     n_samples, n_features = X_centred.shape
     covariance = X_centred.T @ X_centred / n_samples
     eigenvalues, eigenvectors = np.linalg.eigh(covariance)
     order = np.argsort(eigenvalues)[::-1]
     eigenvalues, eigenvectors = eigenvalues[order], eigenvectors[:, order]
-    rounding = _ROUNDING_SHARE * float(eigenvalues[0])
-    if n_components > n_features or not eigenvalues[n_components - 1] > rounding:
+    if n_components > n_features:
         return None
-    if n_components < n_features:
-        outside = float(np.mean(np.maximum(eigenvalues[n_components:], 0.0)))
-        if outside > rounding:
-            return None
-    return eigenvectors[:, :n_components], eigenvalues[:n_components]
+    if not eigenvalues[n_components - 1] > _ROUNDING_SHARE * float(eigenvalues[0]):
+        return None
+    outside = float(np.mean(np.maximum(eigenvalues[n_components:], 0.0))) if (
+        n_components < n_features
+    ) else 0.0
+    return _Subspace(eigenvectors[:, :n_components], eigenvalues[:n_components], outside)
 
 
 def _noise_free_run(start, subspace, n_draws, settings):
-    """SpreadICA's noise-free fit as an ``_EMResult``, or None where spread-EM must fit.
+    """SpreadICA's noise-free fit: an ``_EMResult``, or None and the mixing spread-EM starts from.
 
-    None where the score test of a square model finds noise or cannot rule
-    out enough of it, or where the sources reach beyond the densities' grid.
+    The result is None where the data leave room for noise (see
+    ``_set_aside_because``); the noise-free fit's mixing is then a better
+    start for spread-EM than FastICA's (its densities are learned, and it is
+    the maximum of the likelihood as the noise goes to zero), except where
+    its sources reach beyond the densities' grid (None: FastICA's).
 
     ``start`` is the fit's ``_FitStart`` from a noise-free start, ``subspace``
-    the pair from ``_noise_free_subspace``, ``n_draws`` the importance draws
-    that ``transform`` and ``score_samples`` will use, ``settings``
-    (max_iter, tol, verbose). The learned noise is zero: its total variance
-    is the spread's alone.
+    the ``_principal_subspace``, ``n_draws`` the importance draws that
+    ``transform`` and ``score_samples`` will use, ``settings`` (max_iter,
+    tol, verbose). The learned noise is zero: its total variance is the
+    spread's alone.
     """
     max_iter, tol, verbose = settings
-    fit = _fit_noise_free(start.X_centred, start.mixing, *subspace, max_iter, tol, verbose)
-    square = start.n_components == start.X_centred.shape[1]
-    cause = _set_aside_because(fit, square, float(subspace[1][-1]))
+    fit = _fit_noise_free(
+        start.X_centred, start.mixing, subspace.basis, subspace.variances, max_iter, tol, verbose
+    )
+    cause = _set_aside_because(fit, start.X_centred.shape[1], subspace)
     if cause:
         if verbose:
             print(f"[SpreadICA] noise-free fit set aside ({cause}): spread-EM fits")
-        return None
+        return None, (None if fit.off_grid else fit.mixing)
     total_variance = start.spread_variance
     if start.noise == "diagonal":
         total_variance = np.full(start.X_centred.shape[1], total_variance)
-    return _EMResult(
+    result = _EMResult(
         fit.mixing,
         total_variance,
         fit.prior,
@@ -155,14 +166,19 @@ def _noise_free_run(start, subspace, n_draws, settings):
         rate=0.0,
         noise_free=True,
     )
+    return result, None
 
 
-def _set_aside_because(fit, square, weakest):
+def _set_aside_because(fit, n_features, subspace):
     """Why spread-EM must fit instead of the noise-free ``fit`` ('' if it need not).
 
-    ``square``: n_components = n_features, where only the score test tells
-    noise from none; ``weakest``: the K-th principal variance.
+    With more features than sources, the variance outside the principal
+    ``subspace`` tells noise from none; with as many, only the score test.
     """
+    square = len(subspace.variances) == n_features
+    weakest = float(subspace.variances[-1])
+    if not square and subspace.outside > _ROUNDING_SHARE * float(subspace.variances[0]):
+        return "the data vary outside the principal subspace"
     if fit.off_grid:
         return "the sources reach beyond the densities' grid"
     if square and fit.noise_statistic > _SCORE_TEST_LEVEL:

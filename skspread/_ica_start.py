@@ -37,15 +37,19 @@ class _FitStart(NamedTuple):
     rng: np.random.RandomState
 
 
-def _fit_start(X, n_components, spread, init, noise_variance, random_state):
-    """The ``_FitStart`` of a fit on ``X`` (float64) with the resolved ``spread``."""
+def _fit_start(X, n_components, spread, init, noise_variance, random_state, mixing=None):
+    """The ``_FitStart`` of a fit on ``X`` (float64) with the resolved ``spread``.
+
+    ``mixing``, if given, replaces the start ``init`` gives: a mixing fitted
+    with unit-variance sources that carry the noise (see ``_shrunk_to_signal``).
+    """
     mean = X.mean(axis=0)
     X_centred = X - mean
     _check_identifiable(X_centred, n_components)
     spread_variance = 0.0 if spread is None else spread.variance
     rng = check_random_state(random_state)
     mixing, total_variance, least_variance = _initial_parameters(
-        init, noise_variance, X_centred, n_components, spread_variance, rng
+        init, noise_variance, X_centred, n_components, spread_variance, rng, mixing
     )
     noise = noise_variance if isinstance(noise_variance, str) else "fixed"
     return _FitStart(
@@ -135,10 +139,6 @@ def _initial_mixing(init, X_centred, n_components, noise_variance, random_state)
         if not np.all(np.isfinite(mixing)):
             raise ValueError("init contains NaN or infinity.")
         return mixing.copy()
-    covariance = X_centred.T @ X_centred / n_samples
-    eigenvalues, eigenvectors = np.linalg.eigh(covariance)
-    order = np.argsort(eigenvalues)[::-1][:n_components]
-    signal = np.maximum(eigenvalues[order] - noise_variance, 1e-6 * eigenvalues.max())
     if init == "fastica":
         ica = FastICA(
             n_components=n_components,
@@ -150,18 +150,36 @@ def _initial_mixing(init, X_centred, n_components, noise_variance, random_state)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
             ica.fit(X_centred)
-        # FastICA's unit-variance sources carry the noise: its A A^T has the
-        # principal eigenvalues signal + gamma^2. Shrink them to the signal.
-        basis = eigenvectors[:, order]
-        shrink = np.sqrt(signal / eigenvalues[order]) - 1.0
-        return ica.mixing_ + basis @ (shrink[:, None] * (basis.T @ ica.mixing_))
+        return _shrunk_to_signal(ica.mixing_, X_centred, n_components, noise_variance)
+    basis, _, signal = _principal_signal(X_centred, n_components, noise_variance)
     if init == "pca":
-        return eigenvectors[:, order] * np.sqrt(signal)
+        return basis * np.sqrt(signal)
     # 'random': a random orientation with the PCA scale, so that the spread
     # proposal is neither degenerate nor far too wide.
     rotation = random_state.standard_normal((n_features, n_components))
     rotation /= np.linalg.norm(rotation, axis=0)
     return rotation * np.sqrt(signal)
+
+
+def _principal_signal(X_centred, n_components, noise_variance):
+    """The principal directions (D, K), their variances, and their signal's (minus gamma^2)."""
+    covariance = X_centred.T @ X_centred / len(X_centred)
+    eigenvalues, eigenvectors = np.linalg.eigh(covariance)
+    order = np.argsort(eigenvalues)[::-1][:n_components]
+    signal = np.maximum(eigenvalues[order] - noise_variance, 1e-6 * eigenvalues.max())
+    return eigenvectors[:, order], eigenvalues[order], signal
+
+
+def _shrunk_to_signal(mixing, X_centred, n_components, noise_variance):
+    """A start ``mixing`` of unit-variance sources that carry the noise, made the signal's.
+
+    Such sources (FastICA's, the noise-free fit's) carry the noise: A A^T
+    has the principal eigenvalues signal + gamma^2. They are shrunk to the
+    signal's.
+    """
+    basis, variances, signal = _principal_signal(X_centred, n_components, noise_variance)
+    shrink = np.sqrt(signal / variances) - 1.0
+    return mixing + basis @ (shrink[:, None] * (basis.T @ mixing))
 
 
 def _start_noise_variance(noise_variance, X, n_components):
@@ -171,10 +189,15 @@ def _start_noise_variance(noise_variance, X, n_components):
     return float(noise_variance)
 
 
-def _initial_parameters(init, noise_variance, X_centred, n_components, spread_variance, rng):
+def _initial_parameters(
+    init, noise_variance, X_centred, n_components, spread_variance, rng, mixing=None
+):
     """The start's mixing matrix, total noise variance tau^2 and its floor (learned noise)."""
     start_noise = _start_noise_variance(noise_variance, X_centred, n_components)
-    mixing = _initial_mixing(init, X_centred, n_components, start_noise, rng)
+    if mixing is None:
+        mixing = _initial_mixing(init, X_centred, n_components, start_noise, rng)
+    else:
+        mixing = _shrunk_to_signal(mixing, X_centred, n_components, start_noise)
     if not isinstance(noise_variance, str):
         return mixing, noise_variance + spread_variance, 0.0
     total_variance, least_variance = _learned_noise_start(

@@ -22,7 +22,7 @@ _LOCATIONS = {
     "ica_module": ("skspread._ica", None),
     "ica_em_module": ("skspread._ica_em", None),
     "fit_noise_free": ("skspread._ica_noise_free", "_fit_noise_free"),
-    "noise_free_subspace": ("skspread._ica_noise_free", "_noise_free_subspace"),
+    "principal_subspace": ("skspread._ica_noise_free", "_principal_subspace"),
     "set_aside_because": ("skspread._ica_noise_free", "_set_aside_because"),
     "em_step": ("skspread._ica_em", "_em_step"),
     "importance_posterior": ("skspread._ica_sampling", "_importance_posterior"),

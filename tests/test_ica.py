@@ -837,14 +837,15 @@ def _noise_free_laplace_uniform(seed):
 
 @pytest.fixture
 def spread_em_only(monkeypatch):
-    """Learned densities and noise fitted by spread-EM even where the data are noise-free.
+    """Learned densities and noise fitted by spread-EM from FastICA's start, noise-free data too.
 
-    The noise-free path takes those data at the defaults; spread-EM, which
-    also fits them where the score test finds noise, is tested on them here.
+    The noise-free path takes those data at the defaults (and spread-EM
+    otherwise starts from its fit); spread-EM, which also fits them where
+    the score test finds noise, is tested on them here.
     """
     from skspread._testing import ica_module
 
-    monkeypatch.setattr(ica_module, "_noise_free_subspace", lambda X, n_components: None)
+    monkeypatch.setattr(ica_module, "_principal_subspace", lambda X, n_components: None)
 
 
 def test_a_fit_stopped_on_the_learned_noise_ridge_resumes_from_its_end(spread_em_only):
