@@ -184,7 +184,7 @@ class SpreadICA(BaseSpreadEstimator):
     the densities' EM, with neither spread nor sampling. That fit is the
     result, with zero noise (the spread kept for ``score_samples``), where
     the data leave no room for noise: with more features than sources, a
-    mean variance outside the subspace below 1e-10 of the largest; square,
+    mean variance outside the subspace below 1e-6 of the weakest; square,
     a score test for noise at zero that neither finds it (5% level) nor
     leaves room (95% bound) for a noise variance of 5% of the weakest
     principal one. Otherwise spread-EM (below; paper section 1.1 on why the

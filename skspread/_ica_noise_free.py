@@ -3,7 +3,8 @@
 A learned noise of zero makes the model x = A z + mu deterministic. Where the
 data span exactly n_components directions (always when n_components equals
 n_features, and with more features when the variance outside the principal
-subspace is at rounding level), that model has a density on the data's
+subspace is negligible: below 1e-6 of the weakest principal variance, or at
+float64 rounding next to the largest), that model has a density on the data's
 subspace, p(x) = |det B| prod_k p_k(b_k^T (x - mu)) with B the unmixing
 matrix restricted to the subspace, and its maximum likelihood needs neither
 the spread nor importance sampling: it is a smooth optimisation in the K x K
@@ -49,9 +50,15 @@ from ._source_density import _standardised
 from ._squarem import squarem
 
 # With more features than sources, the data are noise-free when the mean
-# variance outside the principal subspace is below this share of the
-# largest eigenvalue: rounding in float32 data leaves about 1e-15.
-_ROUNDING_SHARE = 1e-10
+# variance outside the principal subspace is negligible next to the weakest
+# principal variance (the bias of leaving it out is of that relative order)
+# or at the rounding level of float64 sums next to the largest.
+_NEGLIGIBLE_SHARE = 1e-6
+_ROUNDING_SHARE = 1e-12
+# A principal direction is whitened only if its variance is above this share
+# of the largest (float64 eigenvalues are good to about 1e-16 of it, and
+# the noise-free fits of mixings conditioned up to 1e7 held).
+_WHITENING_SHARE = 1e-15
 # One-sided 5% level of the score test for noise.
 _SCORE_TEST_LEVEL = 1.645
 # A square model is noise-free only if the score test's 95% bound on gamma^2
@@ -109,7 +116,7 @@ class _Subspace(NamedTuple):
 def _principal_subspace(X_centred, n_components):
     """The principal n_components directions of the data, or None where they cannot be whitened.
 
-    None where the K-th variance is at rounding level: such a direction
+    None where the K-th variance is at float64 rounding level: such a direction
     cannot be whitened (spread-EM takes the data, as it takes n_components
     > n_features to its error).
     """
@@ -120,7 +127,7 @@ def _principal_subspace(X_centred, n_components):
     eigenvalues, eigenvectors = eigenvalues[order], eigenvectors[:, order]
     if n_components > n_features:
         return None
-    if not eigenvalues[n_components - 1] > _ROUNDING_SHARE * float(eigenvalues[0]):
+    if not eigenvalues[n_components - 1] > _WHITENING_SHARE * float(eigenvalues[0]):
         return None
     outside = float(np.mean(np.maximum(eigenvalues[n_components:], 0.0))) if (
         n_components < n_features
@@ -177,7 +184,10 @@ def _set_aside_because(fit, n_features, subspace):
     """
     square = len(subspace.variances) == n_features
     weakest = float(subspace.variances[-1])
-    if not square and subspace.outside > _ROUNDING_SHARE * float(subspace.variances[0]):
+    negligible = max(
+        _NEGLIGIBLE_SHARE * weakest, _ROUNDING_SHARE * float(subspace.variances[0])
+    )
+    if not square and subspace.outside > negligible:
         return "the data vary outside the principal subspace"
     if fit.off_grid:
         return "the sources reach beyond the densities' grid"
