@@ -69,8 +69,10 @@ _NOISE_SHARE = 0.05
 # Least eigenvalue of each pair's 2 x 2 Hessian block (its scale is one:
 # at independent unit-variance sources, the blocks' off-diagonal entries).
 _LEAST_CURVATURE = 1e-2
-# SQUAREM on the densities' mixture EM, per iteration: most map
-# evaluations and relative distance to the fixed point.
+# The densities' start: plain mixture EM steps from the start's shape. Then
+# SQUAREM on their mixture EM, per iteration: most map evaluations (the
+# first fit's, the others') and relative distance to the fixed point.
+_START_DENSITY_STEPS = 5
 _FIRST_DENSITY_EVALUATIONS = 100
 _DENSITY_EVALUATIONS = 10
 _DENSITY_TOL = 1e-3
@@ -207,8 +209,9 @@ def _fit_noise_free(X_centred, mixing, basis, variances, max_iter, tol, verbose=
     whitened = (X_centred @ basis) / scale
     # The start's unmixing, in whitened coordinates: y = pinv(A) x.
     unmixing = np.linalg.pinv(mixing) @ basis * scale
+    # A few plain EM steps from the start's shape; SQUAREM takes it on.
     density, stds = MixtureSourceDensity.fit_sources(
-        whitened @ unmixing.T, heavy_tailed_start=True
+        whitened @ unmixing.T, n_iterations=_START_DENSITY_STEPS, heavy_tailed_start=True
     )
     unmixing /= stds[:, None]
     identity = np.eye(len(unmixing))
