@@ -82,7 +82,7 @@ def main():
         "# SpreadICA: learned noise against the true and the zero noise variance",
         "",
         f"Command: `python benchmarks/{Path(__file__).name}{' --quick' if args.quick else ''}` "
-        f"(Python {platform.python_version()}, one thread, seeds 0-1, S_z = 1000, "
+        f"(Python {platform.python_version()}, one thread, seeds 0-1, "
         "other parameters at their defaults).",
         "",
         "| D | K | N | gamma | seed | SpreadICA noise | mixing error | learned gamma^2 | "
