@@ -154,8 +154,10 @@ def test_fit_on_one_gigabyte_memmap_does_not_hold_the_data(tmp_path):
     # is out of reach, as torch's code paged in by the first steps adds
     # 14 MiB and a step on a batch of 4 MiB needs 13 MiB more; the rest is
     # the batch order (4 bytes a row), the batch and what glibc's heap keeps.
-    # Bounds with room for a loaded CI machine: the fit adds under 80 MiB,
-    # the process peaks under 430 MiB.
+    # The peak varies with the machine and the venv: 414-423 MiB on the
+    # development machine, 431 MiB once in a fresh CI venv (its imports took
+    # 360 MiB). Bounds with room for that: the fit adds under 80 MiB, the
+    # process peaks under 450 MiB.
     n_rows, n_features = 2**20, 256
     path = tmp_path / "big.dat"
     rng = np.random.default_rng(0)
@@ -174,7 +176,7 @@ def test_fit_on_one_gigabyte_memmap_does_not_hold_the_data(tmp_path):
     before_mib, after_mib, finite = result.stdout.split()
     assert finite == "True"
     assert float(after_mib) - float(before_mib) < 80, result.stdout
-    assert float(after_mib) < 430, result.stdout
+    assert float(after_mib) < 450, result.stdout
 
 
 def test_early_stopping_on_a_memmap_equals_the_in_memory_fit(digits, tmp_path):
