@@ -331,10 +331,11 @@ class SpreadICA(BaseSpreadEstimator):
             start = self._start(X, mixing=refined)
             Y = self._spread_copies(start.X_centred, start.spread, start.rng)
             settings = (self.max_iter, self.tol, self.batch_size, self.verbose)
-            draws = self.n_importance_samples
             with _rank_deficiency_as_value_error():
-                staged = _fit_with_draws(Y, start, draws, self.source, settings)
+                staged = _fit_with_draws(Y, start, self.n_importance_samples, self.source, settings)
             run, self.n_importance_samples_ = staged.result, staged.n_draws
+        else:
+            self.n_importance_samples_ = _first_draws(self.n_importance_samples)
         _warn_unless_converged(run, start.spread, self)
         self._store_model(start.mean, run.mixing, run.total_variance, start, dtype, run.prior)
         self.effective_sample_size_ = run.effective_sample_size
@@ -445,11 +446,10 @@ class SpreadICA(BaseSpreadEstimator):
         if subspace is None:
             return None, None, None
         start = self._start(X, noise_free=True)
-        self.n_importance_samples_ = _first_draws(self.n_importance_samples)
+        n_draws = _first_draws(self.n_importance_samples)
         settings = (self.max_iter, self.tol, self.verbose)
-        run, refined = _noise_free_run(start, subspace, self.n_importance_samples_, settings)
-        # A diagonal noise trades with A's rows: from the noise-free fit, its EM
-        # stopped with a feature's noise 31% off (from FastICA's, 16%).
+        run, refined = _noise_free_run(start, subspace, n_draws, settings)
+        # A diagonal noise trades with A's rows: from there its EM ended further off.
         from_fastica = isinstance(self.init, str) and self.init == "fastica"
         keep = from_fastica and self.noise_variance == "isotropic"
         return start, run, refined if keep else None

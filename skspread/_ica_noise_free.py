@@ -45,6 +45,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ._ica_em import _EMResult
+from ._ica_start import _principal_axes
 from ._source_density import _HALF_WIDTH, MixtureSourceDensity, _compact, _mixture_em_step
 from ._source_density import _standardised
 from ._squarem import squarem
@@ -122,11 +123,8 @@ def _principal_subspace(X_centred, n_components):
     cannot be whitened (spread-EM takes the data, as it takes n_components
     > n_features to its error).
     """
-    n_samples, n_features = X_centred.shape
-    covariance = X_centred.T @ X_centred / n_samples
-    eigenvalues, eigenvectors = np.linalg.eigh(covariance)
-    order = np.argsort(eigenvalues)[::-1]
-    eigenvalues, eigenvectors = eigenvalues[order], eigenvectors[:, order]
+    n_features = X_centred.shape[1]
+    eigenvalues, eigenvectors = _principal_axes(X_centred)
     if n_components > n_features:
         return None
     if not eigenvalues[n_components - 1] > _WHITENING_SHARE * float(eigenvalues[0]):

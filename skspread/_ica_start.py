@@ -161,13 +161,19 @@ def _initial_mixing(init, X_centred, n_components, noise_variance, random_state)
     return rotation * np.sqrt(signal)
 
 
+def _principal_axes(X_centred):
+    """The eigenvalues of the data covariance, largest first, and their eigenvectors (columns)."""
+    eigenvalues, eigenvectors = np.linalg.eigh(X_centred.T @ X_centred / len(X_centred))
+    order = np.argsort(eigenvalues)[::-1]
+    return eigenvalues[order], eigenvectors[:, order]
+
+
 def _principal_signal(X_centred, n_components, noise_variance):
     """The principal directions (D, K), their variances, and their signal's (minus gamma^2)."""
-    covariance = X_centred.T @ X_centred / len(X_centred)
-    eigenvalues, eigenvectors = np.linalg.eigh(covariance)
-    order = np.argsort(eigenvalues)[::-1][:n_components]
-    signal = np.maximum(eigenvalues[order] - noise_variance, 1e-6 * eigenvalues.max())
-    return eigenvectors[:, order], eigenvalues[order], signal
+    eigenvalues, eigenvectors = _principal_axes(X_centred)
+    variances = eigenvalues[:n_components]
+    signal = np.maximum(variances - noise_variance, 1e-6 * eigenvalues[0])
+    return eigenvectors[:, :n_components], variances, signal
 
 
 def _shrunk_to_signal(mixing, X_centred, n_components, noise_variance):
