@@ -15,7 +15,6 @@ from ._ica_noise_free import _noise_free_run, _principal_subspace
 from ._ica_online import _block_starts, _online_update, _OnlineState
 from ._ica_start import _auto_spread_scale, _fit_start, _start_noise_variance
 from ._ica_sampling import _draw_sets, _posterior_mean, _spread_log_likelihood
-from ._ica_sampling import _standard_normal_draws
 from ._source_density import sample_prior
 from .spread import GaussianSpread
 
@@ -84,15 +83,16 @@ class SpreadICA(BaseSpreadEstimator):
     n_spread_samples : int, default=1
         Spread copies S_y of each data point, drawn once per fit.
     n_importance_samples : int or 'auto', default='auto'
-        Importance samples S_z per spread copy, per group of >= 256 rows
-        (see Notes). An int is drawn once per fit. 'auto' starts with 256;
-        after 20 EM evaluations (or at convergence) the M-step's A with
-        these and with as many fresh draws gives its Monte Carlo error, and
-        its spread over the row groups its sampling error; where the first
-        is above a quarter of the second, the draws grow to the power of
-        two that brings it there (the fresh ones joining), at most 1024,
-        and EM resumes; these checks count in ``max_iter``.
-        ``partial_fit`` takes 1024.
+        Importance samples S_z per spread copy, per group of >= 256 rows (see
+        Notes). An int is drawn once per fit. With learned densities
+        ('adaptive') of at most 6 sources, 'auto' takes the exact E-step (no
+        draws, see Notes). Otherwise it starts with 256; after 20 EM
+        evaluations (or at convergence) the M-step's A with these and with as
+        many fresh draws gives its Monte Carlo error, and its spread over the
+        row groups its sampling error; where the first is above a quarter of
+        the second, the draws grow to the power of two that brings it there
+        (the fresh ones joining), at most 1024, and EM resumes; these checks
+        count in ``max_iter``. ``partial_fit`` takes 1024.
     init : {'fastica', 'pca', 'random'} or array-like of shape \
             (n_features, n_components), default='fastica'
         Starting mixing matrix. 'fastica' is scikit-learn's FastICA with
@@ -150,11 +150,11 @@ class SpreadICA(BaseSpreadEstimator):
     n_importance_samples_ : int
         Importance draws per row of the last E-step, also those of
         ``transform`` and ``score_samples`` (on the noise-free path, which
-        has no E-step, 256 for 'auto').
+        has no E-step, 256 for 'auto'); 0 where they are exact.
     effective_sample_size_ : float
         Mean effective sample size 1 / sum_s w_s^2 of the importance weights
         in the last E-step (between 1 and ``n_importance_samples_``;
-        ``n_importance_samples_`` on the noise-free path); a
+        ``n_importance_samples_`` on the noise-free path, inf where exact); a
         ``ConvergenceWarning`` is raised when it falls below
         ``min(10, n_importance_samples_ / 10)``.
     loglike_ : list of float
@@ -177,49 +177,52 @@ class SpreadICA(BaseSpreadEstimator):
 
     Notes
     -----
-    With learned densities and noise and a spread (the defaults), the model
-    is first fitted noise-free, by its exact likelihood on the data's
-    principal subspace, p(x) = abs(det B) prod_k p_k(b_k^T (x - mu)) with
-    B = pinv(A): quasi-Newton steps on the whitened unmixing alternate with
-    the densities' EM, with neither spread nor sampling. That fit is the
-    result, with zero noise (the spread kept for ``score_samples``), where
-    the data leave no room for noise: with more features than sources, a
-    mean variance outside the subspace below 1e-6 of the weakest; square,
-    a score test for noise at zero that neither finds it (5% level) nor
-    leaves room (95% bound) for a noise variance of 5% of the weakest
-    principal one. Otherwise spread-EM (below; paper section 1.1 on why the
-    spread) starts from it (with init='fastica' and 'isotropic' noise), as
-    other settings start from ``init``.
+    With learned densities and noise and a spread (the defaults), the model is
+    first fitted noise-free, by its exact likelihood on the data's principal
+    subspace, p(x) = abs(det B) prod_k p_k(b_k^T (x - mu)) with B = pinv(A):
+    quasi-Newton steps on the whitened unmixing alternate with the densities'
+    EM, with neither spread nor sampling. That fit is the result, with zero
+    noise (the spread kept for ``score_samples``), where the data leave no room
+    for noise: with more features than sources, a mean variance outside the
+    subspace below 1e-6 of the weakest; square, a score test for noise at zero
+    that neither finds it (5% level) nor leaves room (95% bound) for a noise
+    variance of 5% of the weakest principal one. Otherwise spread-EM (below;
+    paper section 1.1 on why the spread) starts from it (with init='fastica'
+    and 'isotropic' noise), as other settings start from ``init``.
 
     Gaussian spread gives p(y | z) = N(y | A z + mu, tau^2 I), and
     N(y | A z + mu, tau^2 I) = c(y) N(z | m(y), V) with
     m(y) = (A^T A)^-1 A^T (y - mu), V = tau^2 (A^T A)^-1. The E-step is
     self-normalised importance sampling of p(z | y), proportional to
-    N(z | m(y), V) prod_k p(z_k); the M-step is
-    A <- C S^-1 with C = sum y E[z|y]^T and S = sum E[z z^T|y] (paper eq
-    43, 50-51); a learned noise takes ``tau^2 <- (sum |y|^2 - tr(A C^T)) / (N D)``
-    from the same moments (per feature for 'diagonal'). The spread copies
-    and the importance draws are fixed (common random numbers; 'auto'
-    changes the draws only between SQUAREM runs), which makes the EM map a
-    smooth deterministic function of the parameters and lets SQUAREM
-    accelerate it. The cost per iteration is
-    O(n_samples * n_spread_samples * n_importance_samples * n_components),
-    evaluated in float32 blocks.
+    N(z | m(y), V) prod_k p(z_k); the M-step is A <- C S^-1 with
+    C = sum y E[z|y]^T and S = sum E[z z^T|y] (paper eq 43, 50-51); a learned
+    noise takes ``tau^2 <- (sum |y|^2 - tr(A C^T)) / (N D)`` from the same
+    moments (per feature for 'diagonal'). The spread copies and the importance
+    draws are fixed (common random numbers; 'auto' changes the draws only
+    between SQUAREM runs), which makes the EM map a smooth deterministic
+    function of the parameters and lets SQUAREM accelerate it. The cost per
+    iteration is O(n_samples * n_spread_samples * n_importance_samples * K),
+    evaluated in float32 blocks. A learned density is a mixture of J = 3
+    Gaussians, so the posterior is a mixture over the J^K combinations of the
+    sources' components, in closed form (independent factor analysis, Attias
+    1999): for K <= 6 'auto' computes it exactly, at O(n_samples J^K K^2) per
+    iteration and with no Monte Carlo error; the densities then take one EM
+    step on their components' posterior moments.
 
-    Where V is wide next to the unit-variance prior (a small singular value
-    of A, noise not small), half of the draws come from the Gaussian-source
+    Where V is wide next to the unit-variance prior (a small singular value of
+    A, noise not small), half of the draws come from the Gaussian-source
     posterior N((I - W) m(y), W), W = (A^T A / tau^2 + I)^-1, each weighted
-    against the two-component mixture (defensive importance sampling [3]);
-    each group of at least 256 rows (64 groups at most) has its own draws,
-    so that their Monte Carlo error averages out over N (user guide).
-    The spread is consistent at any sigma but costs efficiency that grows
-    with sigma: from FastICA's consistent start 'auto' uses a small refining
-    spread, from a poor one the paper's (paper eq 43-45). A collapsing
-    ``effective_sample_size_`` warns to reduce ``spread_scale``.
+    against the two-component mixture (defensive importance sampling [3]); each
+    group of at least 256 rows (64 groups at most) has its own draws, so that
+    their Monte Carlo error averages out over N (user guide). The spread is
+    consistent at any sigma but costs efficiency that grows with sigma: from
+    FastICA's consistent start 'auto' uses a small refining spread, from a poor
+    one the paper's (paper eq 43-45). A collapsing ``effective_sample_size_``
+    warns to reduce ``spread_scale``.
 
     ``transform`` is E[z | x]: ``components_ @ (x - mu)`` when gamma = 0, else
-    by importance sampling; ``score_samples`` draws each row's spread copies
-    from its values and a seed fixed at fit (their error averages out).
+    as the E-step (exact, or sampled); ``score_samples`` draws each row's spread
+    copies from its values and a seed fixed at fit (their error averages out).
 
     References
     ----------
@@ -335,7 +338,9 @@ class SpreadICA(BaseSpreadEstimator):
                 staged = _fit_with_draws(Y, start, self.n_importance_samples, self.source, settings)
             run, self.n_importance_samples_ = staged.result, staged.n_draws
         else:
-            self.n_importance_samples_ = _first_draws(self.n_importance_samples)
+            self.n_importance_samples_ = _first_draws(
+                self.n_importance_samples, self.source, start.n_components
+            )
         _warn_unless_converged(run, start.spread, self)
         self._store_model(start.mean, run.mixing, run.total_variance, start, dtype, run.prior)
         self.effective_sample_size_ = run.effective_sample_size
@@ -446,7 +451,7 @@ class SpreadICA(BaseSpreadEstimator):
         if subspace is None:
             return None, None, None
         start = self._start(X, noise_free=True)
-        n_draws = _first_draws(self.n_importance_samples)
+        n_draws = _first_draws(self.n_importance_samples, self.source, start.n_components)
         settings = (self.max_iter, self.tol, self.verbose)
         run, refined = _noise_free_run(start, subspace, n_draws, settings)
         # A diagonal noise trades with A's rows: from there its EM ended further off.
@@ -497,11 +502,6 @@ class SpreadICA(BaseSpreadEstimator):
             self.noise_variance_ = noise_variance.astype(dtype)
         self._store_spread(start.spread)
 
-    def _evaluation_draws(self):
-        """Importance draws (S_z, K) of transform and score_samples, fixed at fit."""
-        rng = np.random.RandomState(self._evaluation_seed)
-        return _standard_normal_draws(self.n_importance_samples_, self.mixing_.shape[1], rng)
-
     def transform(self, X):
         """Posterior mean of the sources, E[z | x], under the fitted model.
 
@@ -516,7 +516,7 @@ class SpreadICA(BaseSpreadEstimator):
         """
         check_is_fitted(self)
         X_centred, dtype = self._centred(X)
-        sources = _posterior_mean(X_centred, self, self._evaluation_draws)
+        sources = _posterior_mean(X_centred, self)
         return sources.astype(dtype, copy=False)
 
     def inverse_transform(self, X):
@@ -560,15 +560,15 @@ class SpreadICA(BaseSpreadEstimator):
         return (X + self.mean_).astype(self.mixing_.dtype, copy=False)
 
     def score_samples(self, X):
-        """Spread log-likelihood of each sample, by importance sampling.
+        """Spread log-likelihood of each sample, by importance sampling or exactly.
 
-        The mean of log p~(y) over ``n_spread_samples`` spread copies
-        y = x + sigma e, each estimated with ``n_importance_samples_`` draws.
-        Each row has its own copies, a function of its values and of a seed
-        fixed at fit, so the result is deterministic, a row's value does not
-        depend on the other rows, and the copies' error averages out in the
-        mean over rows (``score``). Without spread it is log p(x) under the
-        noisy model.
+        The mean of log p~(y) over ``n_spread_samples`` spread copies y = x +
+        sigma e, each estimated with ``n_importance_samples_`` draws (exact
+        where that is 0). Each row has its own copies, a function of its values
+        and of a seed fixed at fit, so the result is deterministic, a row's
+        value does not depend on the other rows, and the copies' error averages
+        out in the mean over rows (``score``). Without spread it is log p(x)
+        under the noisy model.
 
         Parameters
         ----------
@@ -581,7 +581,7 @@ class SpreadICA(BaseSpreadEstimator):
         """
         check_is_fitted(self)
         X_centred, dtype = self._centred(X)
-        log_likelihood = _spread_log_likelihood(X_centred, self, self._evaluation_draws())
+        log_likelihood = _spread_log_likelihood(X_centred, self)
         return log_likelihood.astype(dtype, copy=False)
 
     def _centred(self, X):

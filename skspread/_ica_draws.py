@@ -33,8 +33,10 @@ from typing import NamedTuple
 
 import numpy as np
 
+from ._ica_exact import exact_e_step_applies
 from ._ica_em import _e_step, _fit_past_noise_ridge, _fit_spread_em, _m_step
 from ._ica_sampling import _draw_sets
+from ._source_density import N_MIXTURE
 
 # 'auto': the first stage's draws and the most.
 _AUTO_FIRST_DRAWS = 256
@@ -47,8 +49,19 @@ _AUTO_STAGE_ITER = 20
 _AUTO_ERROR_SHARE = 0.25
 
 
-def _first_draws(n_importance_samples):
-    """The draws a fit starts with: an int's, or 'auto''s first stage."""
+def _exact(n_importance_samples, source, n_components):
+    """Whether 'auto' takes the exact E-step: learned densities, few combinations of their components."""
+    return (
+        n_importance_samples == "auto"
+        and source == "adaptive"
+        and exact_e_step_applies(N_MIXTURE, n_components)
+    )
+
+
+def _first_draws(n_importance_samples, source=None, n_components=None):
+    """The draws a fit starts with: an int's, 'auto''s first stage, or 0 where the E-step is exact."""
+    if _exact(n_importance_samples, source, n_components):
+        return 0
     if n_importance_samples == "auto":
         return _AUTO_FIRST_DRAWS
     return n_importance_samples
@@ -104,9 +117,9 @@ def _fit_with_draws(Y, start, n_importance_samples, source, settings):
     """
     max_iter, tol, batch_size, verbose = settings
     n_components = start.n_components
-    adaptive = n_importance_samples == "auto"
-    n_draws = _first_draws(n_importance_samples)
+    n_draws = _first_draws(n_importance_samples, source, n_components)
     draw_sets = _draw_sets(len(Y), n_draws, n_components, start.rng)
+    adaptive = n_importance_samples == "auto" and n_draws > 0
     mixing, total_variance, prior = start.mixing, start.total_variance, source
     loglike = []
     settled = not adaptive

@@ -8,6 +8,7 @@ from typing import NamedTuple
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 
+from ._ica_exact import empty_component_moments
 from ._ica_sampling import _importance_posterior, _one_blas_thread, _Proposal, _whitened
 from ._source_density import STATE_WEIGHT, MixtureSourceDensity, start_density, update_density
 from ._squarem import relative_change, squarem
@@ -79,7 +80,14 @@ def _e_step(Y, mixing, total_variance, draw_sets, source, batch_size):
         Y, mixing, total_variance
     )
     proposal = _Proposal(mixing_whitened, proposal_variance)
-    histogram = None if isinstance(source, str) else source.empty_histogram()
+    if isinstance(source, str):
+        histogram = None
+    elif draw_sets[0][1] is None:
+        # Exact (no draws): the rows' groups do not matter, and one pass is faster.
+        histogram = empty_component_moments(source)
+        draw_sets = [(slice(None), None)]
+    else:
+        histogram = source.empty_histogram()
     n_components = mixing.shape[1]
     cross = np.zeros((Y.shape[1], n_components))
     second_moment = np.zeros((n_components, n_components))

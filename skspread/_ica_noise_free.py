@@ -167,7 +167,7 @@ def _noise_free_run(start, subspace, n_draws, settings):
         total_variance,
         fit.prior,
         fit.loglike,
-        effective_sample_size=float(n_draws),
+        effective_sample_size=float(n_draws) if n_draws else math.inf,
         converged=fit.converged,
         stalled=False,
         rate=0.0,

@@ -19,6 +19,7 @@ from scipy.special import ndtri
 from scipy.stats import qmc
 from threadpoolctl import ThreadpoolController
 
+from ._ica_exact import exact_posterior
 from ._row_noise import row_keys, row_standard_normals
 from ._sources import _LAPLACE_SCALE, source_log_density
 
@@ -264,7 +265,8 @@ def _importance_posterior(
     factor F. Weights are prod_k p(z_{n,s,k}) over the mixture-to-
     likelihood-factor density ratio, normalised by log-sum-exp. Rows are
     processed in blocks of about ``batch_size`` so that memory is
-    O(batch_size * S).
+    O(batch_size * S). With ``eps`` None, a learned density's posterior is
+    computed exactly instead (``_ica_exact``), with the same returns.
 
     Returns
     -------
@@ -284,9 +286,14 @@ def _importance_posterior(
     are also added to ``histogram`` (see ``MixtureSourceDensity.accumulate``),
     the statistics of the density's M-step.
     """
+    means = Y @ proposal.projector
+    if eps is None:
+        log_normaliser = proposal.log_normaliser(Y, means)
+        return exact_posterior(
+            means, proposal.cholesky, source, log_normaliser, moments, histogram
+        )
     n_rows = Y.shape[0]
     n_draws, n_components = eps.shape
-    means = Y @ proposal.projector
     components, wide_share = proposal.components(means, eps, dtype)
     sizes = [len(component.draws) for component in components]
     mixed = len(components) > 1
@@ -414,12 +421,16 @@ def _draw_sets(n_rows, n_draws, n_components, rng):
     every row, so it does not average out over the rows; along directions
     that the noise hides the EM map contracts slowly, and its fixed point
     moves by that error divided by one minus the rate. Independent draws
-    per group of rows let the error average over the groups.
+    per group of rows let the error average over the groups. With
+    ``n_draws`` 0 the groups have no draws (None): the exact E-step.
     """
     n_sets = min(_MAX_DRAW_SETS, max(1, n_rows // _ROWS_PER_DRAW_SET))
     bounds = np.linspace(0, n_rows, n_sets + 1).astype(int)
     return [
-        (slice(start, stop), _standard_normal_draws(n_draws, n_components, rng))
+        (
+            slice(start, stop),
+            _standard_normal_draws(n_draws, n_components, rng) if n_draws else None,
+        )
         for start, stop in zip(bounds[:-1], bounds[1:])
     ]
 
@@ -439,12 +450,24 @@ def _whitened(Y, mixing, total_variance):
     return Y / scale, mixing / scale[:, None], 1.0, -float(np.sum(np.log(scale)))
 
 
-def _spread_log_likelihood(X_centred, model, eps):
+def _evaluation_draws(model):
+    """The importance draws (S_z, K) of a fitted SpreadICA's transform and score_samples.
+
+    Fixed at fit (by its evaluation seed); None where its E-step is exact.
+    """
+    if model.n_importance_samples_ == 0:
+        return None
+    rng = np.random.RandomState(model._evaluation_seed)
+    return _standard_normal_draws(model.n_importance_samples_, model.mixing_.shape[1], rng)
+
+
+def _spread_log_likelihood(X_centred, model):
     """``SpreadICA.score_samples`` of centred rows: importance sampling per spread copy.
 
     ``model`` is the fitted SpreadICA (its mixing, noise, spread, prior,
-    copies, batch size and evaluation seed); ``eps`` its evaluation draws.
+    copies, batch size and evaluation seed).
     """
+    eps = _evaluation_draws(model)
     spread = model.spread_
     total_variance = np.asarray(model.noise_variance_, dtype=np.float64) + (
         0.0 if spread is None else spread.variance
@@ -469,11 +492,11 @@ def _spread_log_likelihood(X_centred, model, eps):
     return log_likelihood / offsets.shape[1] + log_jacobian
 
 
-def _posterior_mean(X_centred, model, evaluation_draws):
+def _posterior_mean(X_centred, model):
     """``SpreadICA.transform`` of centred rows: E[z | x] under the fitted model.
 
     The least-squares sources when the model has no noise; otherwise an
-    importance-sampling estimate with the draws ``evaluation_draws()``.
+    importance-sampling estimate with the model's evaluation draws.
     """
     noise_variance = np.asarray(model.noise_variance_, dtype=np.float64)
     if not np.any(noise_variance > 0):
@@ -486,7 +509,7 @@ def _posterior_mean(X_centred, model, evaluation_draws):
         X_centred, model.mixing_.astype(np.float64), noise_variance[()]
     )
     _, posterior_mean, _, _ = _importance_posterior(
-        Y, _Proposal(mixing, variance), evaluation_draws(), model._prior, model.batch_size,
+        Y, _Proposal(mixing, variance), _evaluation_draws(model), model._prior, model.batch_size,
         np.float64,
     )
     return posterior_mean

@@ -272,17 +272,26 @@ class MixtureSourceDensity:
         histogram over the grid, then standardises each source: with mean
         mu_k and standard deviation s_k of the updated mixture, the new
         density is that of (z - mu_k) / s_k, and the mixing matrix's column
-        k is to be multiplied by s_k (returned).
+        k is to be multiplied by s_k (returned). A (3, K, J) ``histogram``
+        is the exact E-step's moments of the components instead (see
+        ``_ica_exact``): one EM step of the mixtures, then the same
+        standardisation.
         """
         weights, means, variances = self.weights, self.means, self.variances
+        if histogram.ndim == 3:
+            moments = histogram / histogram[0].sum(axis=1)[:, None]
+            return _standardised(*_mixture_from_moments(moments, means, variances))
         points, mass = _compact(histogram)
         for _ in range(n_iterations):
             weights, means, variances = _mixture_em_step(points, mass, weights, means, variances)
         return _standardised(weights, means, variances)
 
     @classmethod
-    def histogram_of(cls, sources):
-        """Each source's histogram on the grid, from values (n, K) in its units (linear binning)."""
+    def histogram_of(cls, sources, weights=None):
+        """Each source's histogram on the grid, from values (n, K) in its units (linear binning).
+
+        ``weights`` (n,) weigh the rows (1 each by default).
+        """
         n_components = sources.shape[1]
         # Positions in grid steps from the grid's first point, within the table.
         centre = _GRID_SIZE // 2
@@ -291,7 +300,11 @@ class MixtureSourceDensity:
         histogram = np.zeros((n_components, _GRID_SIZE))
         origins = np.zeros(n_components, dtype=np.intp)
         cls.accumulate(
-            histogram, cells.astype(np.intp), positions - cells, origins, np.ones(len(sources))
+            histogram,
+            cells.astype(np.intp),
+            positions - cells,
+            origins,
+            np.ones(len(sources)) if weights is None else weights,
         )
         return histogram
 
@@ -443,10 +456,25 @@ def _mixture_em_step(points, mass, weights, means, variances):
     log_parts -= log_parts.max(axis=1, keepdims=True)
     responsibilities = np.exp(log_parts, out=log_parts)
     responsibilities *= (mass / responsibilities.sum(axis=1))[:, None, :]
-    totals = responsibilities.sum(axis=2)
+    component_moments = (
+        responsibilities.sum(axis=2),
+        responsibilities @ points,
+        responsibilities @ np.square(points),
+    )
+    return _mixture_from_moments(component_moments, means, variances)
+
+
+def _mixture_from_moments(component_moments, means, variances):
+    """The mixture's M-step from its components' (K, J) mass, first and second moments.
+
+    Each source's masses sum to one. The new parameters are bounded as the
+    module's constants say; a component that lost its mass keeps its place
+    and shape (``means``, ``variances``).
+    """
+    totals, first, second = component_moments
     safe = np.maximum(totals, 1e-300)
-    new_means = (responsibilities @ points) / safe
-    new_variances = (responsibilities @ np.square(points)) / safe - new_means**2
+    new_means = first / safe
+    new_variances = second / safe - new_means**2
     new_weights = np.maximum(totals, _MIN_WEIGHT)
     new_weights /= new_weights.sum(axis=1, keepdims=True)
     # A component that lost its mass keeps its place and shape.
