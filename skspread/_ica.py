@@ -85,8 +85,8 @@ class SpreadICA(BaseSpreadEstimator):
     n_importance_samples : int or 'auto', default='auto'
         Importance samples S_z per spread copy, per group of >= 256 rows (see
         Notes). An int is drawn once per fit. With learned densities
-        ('adaptive') of at most 6 sources, 'auto' takes the exact E-step (no
-        draws, see Notes). Otherwise it starts with 256; after 20 EM
+        ('adaptive') of at most 6 sources and a learned noise, 'auto' takes
+        the exact E-step (no draws, see Notes). Otherwise it starts with 256; after 20 EM
         evaluations (or at convergence) the M-step's A with these and with as
         many fresh draws gives its Monte Carlo error, and its spread over the
         row groups its sampling error; where the first is above a quarter of
@@ -205,9 +205,9 @@ class SpreadICA(BaseSpreadEstimator):
     evaluated in float32 blocks. A learned density is a mixture of J = 3
     Gaussians, so the posterior is a mixture over the J^K combinations of the
     sources' components, in closed form (independent factor analysis, Attias
-    1999): for K <= 6 'auto' computes it exactly, at O(n_samples J^K K^2) per
-    iteration and with no Monte Carlo error; the densities then take one EM
-    step on their components' posterior moments.
+    1999): for K <= 6 and a learned noise 'auto' computes it exactly, at
+    O(n_samples J^K K^2) per iteration and with no Monte Carlo error; the
+    densities take one EM step on their components' posterior moments.
 
     Where V is wide next to the unit-variance prior (a small singular value of
     A, noise not small), half of the draws come from the Gaussian-source
@@ -339,7 +339,7 @@ class SpreadICA(BaseSpreadEstimator):
             run, self.n_importance_samples_ = staged.result, staged.n_draws
         else:
             self.n_importance_samples_ = _first_draws(
-                self.n_importance_samples, self.source, start.n_components
+                self.n_importance_samples, self.source, start.n_components, start.noise
             )
         _warn_unless_converged(run, start.spread, self)
         self._store_model(start.mean, run.mixing, run.total_variance, start, dtype, run.prior)
@@ -451,7 +451,7 @@ class SpreadICA(BaseSpreadEstimator):
         if subspace is None:
             return None, None, None
         start = self._start(X, noise_free=True)
-        n_draws = _first_draws(self.n_importance_samples, self.source, start.n_components)
+        n_draws = _first_draws(self.n_importance_samples, self.source, start.n_components, "learned")
         settings = (self.max_iter, self.tol, self.verbose)
         run, refined = _noise_free_run(start, subspace, n_draws, settings)
         # A diagonal noise trades with A's rows: from there its EM ended further off.

@@ -85,14 +85,18 @@ def test_auto_takes_the_exact_e_step_for_few_learned_sources():
     )
 
 
-def test_fixed_priors_and_many_sources_keep_the_draws():
+def test_fixed_priors_fixed_noise_and_many_sources_keep_the_draws():
+    # A fixed noise's densities start with the noise in them, and one exact
+    # EM step of theirs per iteration is slow to remove it (_ica_draws._exact).
     X, _ = _noisy(600, 8, 7, 0.3, 1)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         many = SpreadICA(7, max_iter=3, random_state=0).fit(X)
         laplace = SpreadICA(3, source="laplace", max_iter=3, random_state=0).fit(X)
+        fixed = SpreadICA(3, noise_variance=0.09, max_iter=3, random_state=0).fit(X)
     assert many.n_importance_samples_ >= 256
     assert laplace.n_importance_samples_ >= 256
+    assert fixed.n_importance_samples_ >= 256
 
 
 @pytest.mark.parametrize("scale", [1e-6, 1e6])
