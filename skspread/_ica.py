@@ -31,10 +31,10 @@ class SpreadICA(BaseSpreadEstimator):
     observation noise e ~ N(0, gamma^2 I); gamma = 0 is deterministic
     (implicit) ICA, for which maximum likelihood and its EM algorithm are
     stuck: the M-step returns its input (paper eq 43-45). SpreadICA instead
-    maximises the spread log-likelihood E_{y ~ N(x, sigma^2 I)} log p~(y)
-    of the model convolved with Gaussian spread noise, by an EM algorithm
-    whose E-step is self-normalised importance sampling from the Gaussian
-    factor of the posterior (paper eq 50-56). With ``spread=None`` and
+    maximises the spread log-likelihood E_{y ~ N(x, sigma^2 I)} log p~(y) of
+    the model convolved with Gaussian spread noise, by an EM algorithm whose
+    E-step is self-normalised importance sampling from the Gaussian factor of
+    the posterior (paper eq 50-56), or exact (Notes). With ``spread=None`` and
     ``noise_variance > 0`` it is the standard noise-only EM, kept as the
     baseline the paper compares with.
 
@@ -85,7 +85,7 @@ class SpreadICA(BaseSpreadEstimator):
     n_importance_samples : int or 'auto', default='auto'
         Importance samples S_z per spread copy, per group of >= 256 rows (see
         Notes). An int is drawn once per fit. With learned densities
-        ('adaptive') of at most 6 sources and a learned noise, 'auto' takes
+        ('adaptive') of at most 4 sources and a learned noise, 'auto' takes
         the exact E-step (no draws, see Notes). Otherwise it starts with 256; after 20 EM
         evaluations (or at convergence) the M-step's A with these and with as
         many fresh draws gives its Monte Carlo error, and its spread over the
@@ -114,8 +114,8 @@ class SpreadICA(BaseSpreadEstimator):
         converged if below a quarter of the EM map's sampling error along
         them, else (at a rate within 0.001 of 1) warn as frozen.
     batch_size : int, default=256
-        Rows per block of the E-step; memory is O(batch_size *
-        n_importance_samples).
+        Rows per block of the sampled E-step; memory is O(batch_size *
+        n_importance_samples). The exact E-step takes its own blocks.
     random_state : int, RandomState instance or None, default=None
         Seed of the start, of the spread copies and importance draws, and
         of the fixed draws that make ``transform`` and ``score_samples``
@@ -150,7 +150,7 @@ class SpreadICA(BaseSpreadEstimator):
     n_importance_samples_ : int
         Importance draws per row of the last E-step, also those of
         ``transform`` and ``score_samples`` (on the noise-free path, which
-        has no E-step, 256 for 'auto'); 0 where they are exact.
+        has no E-step, 'auto''s first: 256, or 0); 0 where they are exact.
     effective_sample_size_ : float
         Mean effective sample size 1 / sum_s w_s^2 of the importance weights
         in the last E-step (between 1 and ``n_importance_samples_``;
@@ -205,7 +205,7 @@ class SpreadICA(BaseSpreadEstimator):
     evaluated in float32 blocks. A learned density is a mixture of J = 3
     Gaussians, so the posterior is a mixture over the J^K combinations of the
     sources' components, in closed form (independent factor analysis, Attias
-    1999): for K <= 6 and a learned noise 'auto' computes it exactly, at
+    1999): for K <= 4 and a learned noise 'auto' computes it exactly, at
     O(n_samples J^K K^2) per iteration and with no Monte Carlo error; the
     densities take one EM step on their components' posterior moments.
 

@@ -1,5 +1,7 @@
 """How many importance draws SpreadICA's E-step takes: a fixed number, or 'auto'.
 
+With 'auto', learned densities of at most 4 sources with a learned noise
+take the exact E-step instead (``_ica_exact``): no draws, one stage.
 With 'auto' the fit runs in stages. In each, EM (``_fit_spread_em``: SQUAREM
 on a deterministic map) runs with the stage's draws fixed, to its fixed
 point or for at most ``_AUTO_STAGE_ITER`` evaluations, and only then may the
@@ -52,14 +54,12 @@ _AUTO_ERROR_SHARE = 0.25
 def _exact(n_importance_samples, source, n_components, noise):
     """Whether 'auto' takes the exact E-step: learned densities and noise, few combinations.
 
-    With a fixed noise the densities start from the sources FastICA's start
-    gives, noise and spread included, and the exact E-step's single EM step
-    of the densities per iteration deconvolves them slowly: on
-    make_ica(5000, 10, 5) at gamma = 0.3 with the true noise given, it takes
-    about 200 evaluations where the sampled E-step, whose densities take 10
-    steps on each histogram, converges in 73 (a learned noise starts from the
-    noise-free fit's densities, or its own FastICA start, and converges in
-    4-8). ``noise`` is 'fixed' or a learned noise's kind.
+    The exact E-step's densities take one EM step per evaluation, whose
+    slow mode a converged fit must wait out (see ``_ica_exact``). With a
+    fixed noise that took about 200 evaluations on make_ica(5000, 10, 5) at
+    gamma = 0.3 with the true noise given, against 73 sampled ones (whose
+    densities take 10 steps on each histogram), so a fixed noise samples.
+    ``noise`` is 'fixed' or a learned noise's kind.
     """
     return (
         n_importance_samples == "auto"

@@ -394,6 +394,10 @@ def _fit_spread_em(
         resolution=_E_STEP_RESOLUTION,
         on_slow=try_noise_free,
         resolved=within_resolution,
+        # A deterministic (exact) map has no Monte Carlo error to blur its
+        # rate, and its densities' single EM step per evaluation hides a
+        # slow mode under faster ones: its convergence needs the resolution.
+        confirm=draw_sets[0][1] is None,
     )
     mixing, total_variance, prior = unpack(result.x)
     return _EMResult(

@@ -16,7 +16,9 @@ uniform grid of source values and interpolated linearly (two gathers per
 value, whatever the number of mixture components). The same grid cells
 turn the weighted draws into a weighted histogram of each source on the
 grid (linear binning), on which the mixture's EM update runs at a cost
-independent of the data size.
+independent of the data size. Where the E-step is exact (``_ica_exact``) it
+gives each component's posterior moments instead, and the update is one EM
+step of the mixtures on them.
 """
 
 import math
@@ -287,11 +289,8 @@ class MixtureSourceDensity:
         return _standardised(weights, means, variances)
 
     @classmethod
-    def histogram_of(cls, sources, weights=None):
-        """Each source's histogram on the grid, from values (n, K) in its units (linear binning).
-
-        ``weights`` (n,) weigh the rows (1 each by default).
-        """
+    def histogram_of(cls, sources):
+        """Each source's histogram on the grid, from values (n, K) in its units (linear binning)."""
         n_components = sources.shape[1]
         # Positions in grid steps from the grid's first point, within the table.
         centre = _GRID_SIZE // 2
@@ -300,11 +299,7 @@ class MixtureSourceDensity:
         histogram = np.zeros((n_components, _GRID_SIZE))
         origins = np.zeros(n_components, dtype=np.intp)
         cls.accumulate(
-            histogram,
-            cells.astype(np.intp),
-            positions - cells,
-            origins,
-            np.ones(len(sources)) if weights is None else weights,
+            histogram, cells.astype(np.intp), positions - cells, origins, np.ones(len(sources))
         )
         return histogram
 

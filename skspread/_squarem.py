@@ -50,6 +50,7 @@ def squarem(
     resolution=0.0,
     on_slow=None,
     resolved=None,
+    confirm=False,
 ):
     """Iterate ``x <- fixed_point_map(x)`` with SQUAREM acceleration until x stops moving.
 
@@ -113,6 +114,9 @@ def squarem(
     resolved : callable, optional
         ``resolved(x, step, final)``: whether x is within the statistical
         resolution of the fixed point (None: not checked).
+    confirm : bool
+        Whether a convergence by the estimated distance must also pass
+        ``resolved`` (which may skip the check: the iteration goes on).
 
     Returns
     -------
@@ -151,7 +155,14 @@ def squarem(
                 if (rate < 1.0 and relative_step < tol * (1.0 - rate) and not stalls) or (
                     not steady and relative_step < resolution
                 ):
-                    return SquaremResult(first, n_evaluations, True, False, rate)
+                    if not confirm:
+                        return SquaremResult(first, n_evaluations, True, False, rate)
+                    # The rate comes from the last few steps, which a slower
+                    # mode under faster ones hides: ask the resolution too.
+                    verdict = resolved(x, step, False)
+                    n_evaluations += verdict is not None
+                    if verdict:
+                        return SquaremResult(first, n_evaluations, True, False, rate)
                 if resolved is not None:
                     verdict = resolved(x, step, stalls)
                     n_evaluations += verdict is not None

@@ -684,6 +684,35 @@ def test_squarem_stall_within_resolution_converges():
         assert result.n_evaluations == plain.n_evaluations + 1
     assert asked == [True, True]
 
+
+def test_squarem_confirm_asks_the_resolution_before_converging():
+    # A slow mode (rate 0.995) under a fast one (0.3): the rate estimated from
+    # the last steps is the fast one's, and the distance test passes while
+    # the slow mode is still 1e-3 away. With ``confirm`` (the exact E-step's
+    # maps) that convergence must also pass ``resolved``; a check that says
+    # False keeps the iteration going until the slow mode has settled.
+    from skspread._testing import squarem
+
+    fixed_point = np.full(2, 3.0)
+    rates = np.array([0.3, 0.995])
+
+    def two_modes(x):
+        return fixed_point + rates * (x - fixed_point)
+
+    start = fixed_point + np.array([1.0, 1e-3])
+
+    def resolved(x, step, final):
+        return bool(np.linalg.norm(step) < 1e-9)
+
+    plain = squarem(two_modes, start, max_evaluations=2000, tol=1e-3)
+    confirmed = squarem(
+        two_modes, start, max_evaluations=2000, tol=1e-3, resolved=resolved, confirm=True
+    )
+    assert plain.converged and confirmed.converged
+    assert abs(plain.x[1] - 3.0) > 1e-4
+    assert abs(confirmed.x[1] - 3.0) < 1e-6
+
+
 def test_frozen_noise_only_fit_warns_eq_43_45():
     # Issue 14 item 3: with gamma^2 = 1e-10 and no spread the noise-only EM
     # is frozen (paper eq 43-45); it used to report convergence after one

@@ -3,7 +3,7 @@
 With Gaussian spread and noise and a mixture of Gaussians per source, the
 posterior is a mixture over the combinations of the sources' components
 (independent factor analysis); 'auto' takes it, with no draws, for up to
-six sources of three components.
+four sources of three components and a learned noise.
 """
 
 import copy
@@ -88,10 +88,10 @@ def test_auto_takes_the_exact_e_step_for_few_learned_sources():
 def test_fixed_priors_fixed_noise_and_many_sources_keep_the_draws():
     # A fixed noise's densities start with the noise in them, and one exact
     # EM step of theirs per iteration is slow to remove it (_ica_draws._exact).
-    X, _ = _noisy(600, 8, 7, 0.3, 1)
+    X, _ = _noisy(600, 8, 5, 0.3, 1)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        many = SpreadICA(7, max_iter=3, random_state=0).fit(X)
+        many = SpreadICA(5, max_iter=3, random_state=0).fit(X)
         laplace = SpreadICA(3, source="laplace", max_iter=3, random_state=0).fit(X)
         fixed = SpreadICA(3, noise_variance=0.09, max_iter=3, random_state=0).fit(X)
     assert many.n_importance_samples_ >= 256
