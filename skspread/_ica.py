@@ -9,7 +9,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._base import BaseSpreadEstimator, atomic_fit, check_n_samples
-from ._ica_draws import _first_draws, _fit_with_draws, _fixed_draws
+from ._ica_draws import _DrawsRun, _first_draws, _fit_with_draws, _fixed_draws
 from ._ica_em import _rank_deficiency_as_value_error, _warn_unless_converged
 from ._ica_noise_free import _noise_free_run, _principal_subspace
 from ._ica_online import _block_starts, _online_update, _OnlineState
@@ -329,18 +329,14 @@ class SpreadICA(BaseSpreadEstimator):
         # float32 data is fitted in float64 and the fitted arrays stored in float32.
         dtype = X.dtype
         X = X.astype(np.float64, copy=False)
-        start, run, refined = self._fit_noise_free(X)
-        if run is None:
+        start, staged, refined = self._fit_noise_free(X)
+        if staged is None:
             start = self._start(X, mixing=refined)
             Y = self._spread_copies(start.X_centred, start.spread, start.rng)
             settings = (self.max_iter, self.tol, self.batch_size, self.verbose)
             with _rank_deficiency_as_value_error():
                 staged = _fit_with_draws(Y, start, self.n_importance_samples, self.source, settings)
-            run, self.n_importance_samples_ = staged.result, staged.n_draws
-        else:
-            self.n_importance_samples_ = _first_draws(
-                self.n_importance_samples, self.source, start.n_components, start.noise
-            )
+        run, self.n_importance_samples_ = staged.result, staged.n_draws
         _warn_unless_converged(run, start.spread, self)
         self._store_model(start.mean, run.mixing, run.total_variance, start, dtype, run.prior)
         self.effective_sample_size_ = run.effective_sample_size
@@ -443,7 +439,7 @@ class SpreadICA(BaseSpreadEstimator):
         return self
 
     def _fit_noise_free(self, X):
-        """The noise-free path (Notes): its start and run, or None, None and EM's start mixing."""
+        """The noise-free path (Notes): start, run (``_DrawsRun``), EM's start mixing, or Nones."""
         learned = isinstance(self.noise_variance, str)
         subspace = None
         if self.source == "adaptive" and self.spread is not None and learned:
@@ -451,13 +447,15 @@ class SpreadICA(BaseSpreadEstimator):
         if subspace is None:
             return None, None, None
         start = self._start(X, noise_free=True)
-        n_draws = _first_draws(self.n_importance_samples, self.source, start.n_components, "learned")
+        draws = (self.n_importance_samples, self.source, start.n_components, start.noise)
+        n_draws = _first_draws(*draws)
         settings = (self.max_iter, self.tol, self.verbose)
         run, refined = _noise_free_run(start, subspace, n_draws, settings)
         # A diagonal noise trades with A's rows: from there its EM ended further off.
         from_fastica = isinstance(self.init, str) and self.init == "fastica"
         keep = from_fastica and self.noise_variance == "isotropic"
-        return start, run, refined if keep else None
+        staged = None if run is None else _DrawsRun(run, n_draws)
+        return start, staged, refined if keep else None
 
     def _start(self, X, noise_free=False, mixing=None):
         """The start of a fit on ``X`` (float64): checks, mean, spread, mixing, noise, seed.

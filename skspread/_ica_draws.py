@@ -69,7 +69,7 @@ def _exact(n_importance_samples, source, n_components, noise):
     )
 
 
-def _first_draws(n_importance_samples, source=None, n_components=None, noise="fixed"):
+def _first_draws(n_importance_samples, source, n_components, noise):
     """The draws a fit starts with: an int's, 'auto''s first stage, or 0 where the E-step is exact."""
     if _exact(n_importance_samples, source, n_components, noise):
         return 0

@@ -146,7 +146,7 @@ def _noise_free_run(start, subspace, n_draws, settings):
 
     ``start`` is the fit's ``_FitStart`` from a noise-free start, ``subspace``
     the ``_principal_subspace``, ``n_draws`` the importance draws that
-    ``transform`` and ``score_samples`` will use, ``settings`` (max_iter,
+    ``transform`` and ``score_samples`` will use (0: exact), ``settings`` (max_iter,
     tol, verbose). The learned noise is zero: its total variance is the
     spread's alone.
     """

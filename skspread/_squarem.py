@@ -116,7 +116,7 @@ def squarem(
         resolution of the fixed point (None: not checked).
     confirm : bool
         Whether a convergence by the estimated distance must also pass
-        ``resolved`` (which may skip the check: the iteration goes on).
+        ``resolved`` (required then; a skipped check lets the iteration go on).
 
     Returns
     -------
