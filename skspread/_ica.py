@@ -89,10 +89,11 @@ class SpreadICA(BaseSpreadEstimator):
         the exact E-step (no draws, see Notes). Otherwise it starts with 256; after 20 EM
         evaluations (or at convergence) the M-step's A with these and with as
         many fresh draws gives its Monte Carlo error, and its spread over the
-        row groups its sampling error; where the first is above a quarter of
-        the second, the draws grow to the power of two that brings it there
-        (the fresh ones joining), at most 1024, and EM resumes; these checks
-        count in ``max_iter``. ``partial_fit`` takes 1024.
+        row groups its sampling error (both on at most 16 groups of rows);
+        where the first is above a quarter of the second, or the mean
+        effective sample size below 64, the draws grow to the power of two
+        that passes both (the fresh ones joining), at most 1024, and EM
+        resumes. ``partial_fit`` takes 1024.
     init : {'fastica', 'pca', 'random'} or array-like of shape \
             (n_features, n_components), default='fastica'
         Starting mixing matrix. 'fastica' is scikit-learn's FastICA with
