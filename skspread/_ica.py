@@ -89,7 +89,7 @@ class SpreadICA(BaseSpreadEstimator):
         the exact E-step (no draws, see Notes). Otherwise it starts with 256; after 20 EM
         evaluations (or at convergence) the M-step's A with these and with as
         many fresh draws gives its Monte Carlo error, and its spread over the
-        row groups its sampling error (both on at most 16 groups of rows);
+        row groups its sampling error (both on at most 8 groups of rows);
         where the first is above a quarter of the second, or the mean
         effective sample size below 64, the draws grow to the power of two
         that passes both (the fresh ones joining), at most 1024, and EM

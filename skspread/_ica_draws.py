@@ -57,7 +57,7 @@ _AUTO_LEAST_ESS = 64
 # The check's E-steps run on at most this many of the row groups (evenly
 # spread): both errors fall as one over the square root of the rows, so
 # their ratio does not depend on how many groups take part.
-_CHECK_GROUPS = 16
+_CHECK_GROUPS = 8
 # EM evaluations per stage while the draws may still grow (the last stage
 # has the rest of max_iter): the check comes at a fixed point or after these.
 _AUTO_STAGE_ITER = 20

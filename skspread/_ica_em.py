@@ -347,6 +347,12 @@ def _fit_spread_em(
         fall = np.sum(x[noise_block] - latest_output[0][noise_block]) / excess
         if fall <= relative_change(latest_output[0][:size], x[:size]):
             return None
+        # Nor where its steps shrink fast enough to stop well above the
+        # floor: a noisy fit's noise settles geometrically, while the
+        # ridge's rate tends to 1 (a try there cost noisy fits an evaluation).
+        heading = _remaining_distance(noise_steps, x[noise_block]) * np.linalg.norm(x[noise_block])
+        if heading < 0.5 * np.linalg.norm(x[noise_block] - floor):
+            return None
         tried_at.append(len(loglike))
         likelihood_here = loglike[-1]
         A, _, prior = unpack(x)
