@@ -211,7 +211,8 @@ def _report(runs, seeds, command):
         "Amari distance of pinv(mixing_) to the true mixing (mean ± standard error "
         "over seeds); time as a multiple of FastICA's fit on the same data; "
         "SpreadICA(source='adaptive') at its other defaults (noise level not given, "
-        "learned); its n_iter counts EM evaluations, or quasi-Newton iterations where "
+        "learned); its n_iter counts EM evaluations (not the Monte Carlo checks of "
+        "'auto', E-steps on part of the rows), or quasi-Newton iterations where "
         "the fit took the noise-free path; the 'true noise' "
         "column, on noisy rows, is SpreadICA given the true noise variance "
         "(not part of the goals).",
