@@ -117,16 +117,18 @@ def _monte_carlo_error(Y, mixing, total_variance, prior, draw_sets, fresh, batch
     """
     chosen = np.unique(np.round(np.linspace(0, len(draw_sets) - 1, _CHECK_GROUPS)).astype(int))
 
-    def group_steps(sets):
-        return [
-            _e_step(Y[sets[index][0]], mixing, total_variance, [(slice(None), sets[index][1])],
-                    prior, batch_size)
-            for index in chosen
-        ]
+    def group_statistics(sets):
+        statistics = []
+        for index in chosen:
+            rows, eps = sets[index]
+            statistics.append(
+                _e_step(Y[rows], mixing, total_variance, [(slice(None), eps)], prior, batch_size)
+            )
+        return statistics
 
-    groups = group_steps(draw_sets)
+    groups = group_statistics(draw_sets)
     pooled = sum(groups[1:], groups[0])
-    others = group_steps(fresh)
+    others = group_statistics(fresh)
     other = sum(others[1:], others[0])
     norm = np.linalg.norm(mixing)
     error = np.linalg.norm(_m_step(pooled)[0] - _m_step(other)[0]) / (math.sqrt(2.0) * norm)

@@ -49,15 +49,16 @@ N_MIXTURE = 3
 # grid steps), weights of at least 1e-3.
 _MIN_VARIANCE = 1e-2
 _MIN_WEIGHT = 1e-3
-# Mixture EM iterations on the posterior histogram per spread-EM step, and
-# on the start's histogram of the initial source estimates. A mixture's EM
-# is slow where its components overlap (a scale mixture's trade mass), and
-# spread-EM inherits what the density's M-step leaves undone: with 10, one
-# fit of the realistic benchmark's noisy paper row took 26 evaluations,
-# with 100, 6 (0.1 ms a step for 10 sources, against 0.3 s an E-step).
+# Mixture EM iterations on the posterior histogram per spread-EM step. A
+# mixture's EM is slow where its components overlap (a scale mixture's trade
+# mass), and spread-EM inherits what the density's M-step leaves undone:
+# with 10, one fit of the realistic benchmark's noisy paper row took 26
+# evaluations, with 100, 6 (0.1 ms a step for 10 sources, against 0.3 s an
+# E-step).
 _INNER_ITERATIONS = 100
 # Grid points per bin of the histogram the mixture's EM runs on.
 _COARSE_BIN = 16
+# Mixture EM iterations on the start's histogram of the initial source estimates.
 _START_ITERATIONS = 50
 # The start of a heavy-tailed source's mixture: its quantile means shrunk by
 # this factor, and these variances (a narrow centre, wide sides).
