@@ -86,13 +86,14 @@ class SpreadICA(BaseSpreadEstimator):
         Importance samples S_z per spread copy, per group of >= 256 rows (see
         Notes). An int is drawn once per fit. With learned densities
         ('adaptive') of at most 4 sources and a learned noise, 'auto' takes
-        the exact E-step (no draws, see Notes). Otherwise it starts with 256; after 20 EM
-        evaluations (or at convergence) the M-step's A with these and with as
-        many fresh draws gives its Monte Carlo error, and its spread over the
-        row groups its sampling error (both on at most 8 groups of rows);
-        where the first is above a quarter of the second, or the mean
-        effective sample size below 64, the draws grow to the power of two
-        that passes both (the fresh ones joining), at most 1024, and EM
+        the exact E-step (no draws, see Notes). Otherwise it starts with 256
+        (128 from 16384 spread copies: 64 groups of rows, 8192 draws in all);
+        after 20 EM evaluations (or at convergence) the M-step's A with these
+        and with as many fresh draws gives its Monte Carlo error, and its
+        spread over the row groups its sampling error (both on at most 8
+        groups); where the first is above a quarter of the second, or the
+        mean effective sample size below 64, the draws grow to the power of
+        two that passes both (the fresh ones joining), at most 1024, and EM
         resumes. ``partial_fit`` takes 1024.
     init : {'fastica', 'pca', 'random'} or array-like of shape \
             (n_features, n_components), default='fastica'
@@ -151,7 +152,7 @@ class SpreadICA(BaseSpreadEstimator):
     n_importance_samples_ : int
         Importance draws per row of the last E-step, also those of
         ``transform`` and ``score_samples`` (on the noise-free path, which
-        has no E-step, 'auto''s first: 256, or 0); 0 where they are exact.
+        has no E-step, 'auto''s first: 256 or 128, or 0); 0 where they are exact.
     effective_sample_size_ : float
         Mean effective sample size 1 / sum_s w_s^2 of the importance weights
         in the last E-step (between 1 and ``n_importance_samples_``;
@@ -198,17 +199,16 @@ class SpreadICA(BaseSpreadEstimator):
     N(z | m(y), V) prod_k p(z_k); the M-step is A <- C S^-1 with
     C = sum y E[z|y]^T and S = sum E[z z^T|y] (paper eq 43, 50-51); a learned
     noise takes ``tau^2 <- (sum |y|^2 - tr(A C^T)) / (N D)`` from the same
-    moments (per feature for 'diagonal'). The spread copies and the importance
-    draws are fixed (common random numbers; 'auto' changes the draws only
-    between SQUAREM runs), which makes the EM map a smooth deterministic
-    function of the parameters and lets SQUAREM accelerate it. The cost per
-    iteration is O(n_samples * n_spread_samples * n_importance_samples * K),
-    evaluated in float32 blocks. A learned density is a mixture of J = 3
+    moments (per feature for 'diagonal'). Fixed spread copies and draws
+    (common random numbers; 'auto' changes the draws only between SQUAREM
+    runs) make the EM map smooth and deterministic, so SQUAREM accelerates it;
+    it costs O(n_samples n_spread_samples n_importance_samples K) in float32
+    blocks. A learned density is a mixture of J = 3
     Gaussians, so the posterior is a mixture over the J^K combinations of the
     sources' components, in closed form (independent factor analysis, Attias
-    1999): for K <= 4 and a learned noise 'auto' computes it exactly, at
-    O(n_samples J^K K^2) per iteration and with no Monte Carlo error; the
-    densities take one EM step on their components' posterior moments.
+    1999): for K <= 4 and a learned noise 'auto' computes it exactly, in
+    O(n_samples J^K K^2), the densities taking one EM step on their
+    components' posterior moments.
 
     Where V is wide next to the unit-variance prior (a small singular value of
     A, noise not small), half of the draws come from the Gaussian-source
@@ -216,9 +216,9 @@ class SpreadICA(BaseSpreadEstimator):
     against the two-component mixture (defensive importance sampling [3]); each
     group of at least 256 rows (64 groups at most) has its own draws, so that
     their Monte Carlo error averages out over N (user guide). The spread is
-    consistent at any sigma but costs efficiency that grows with sigma: from
-    FastICA's consistent start 'auto' uses a small refining spread, from a poor
-    one the paper's (paper eq 43-45). A collapsing ``effective_sample_size_``
+    consistent at any sigma, at a cost in efficiency growing with sigma: from
+    FastICA's consistent start 'auto' takes a small refining spread, from a
+    poor one the paper's (eq 43-45); a collapsing ``effective_sample_size_``
     warns to reduce ``spread_scale``.
 
     ``transform`` is E[z | x]: ``components_ @ (x - mu)`` when gamma = 0, else
@@ -449,7 +449,7 @@ class SpreadICA(BaseSpreadEstimator):
             return None, None, None
         start = self._start(X, noise_free=True)
         draws = (self.n_importance_samples, self.source, start.n_components, start.noise)
-        n_draws = _first_draws(*draws)
+        n_draws = _first_draws(*draws, len(X) * self.n_spread_samples)
         settings = (self.max_iter, self.tol, self.verbose)
         run, refined = _noise_free_run(start, subspace, n_draws, settings)
         # A diagonal noise trades with A's rows: from there its EM ended further off.

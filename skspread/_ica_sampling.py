@@ -414,6 +414,11 @@ def _standard_normal_draws(n_draws, n_components, rng):
     return ndtri(np.clip(points, tiny, 1.0 - np.finfo(float).epsneg))
 
 
+def _n_draw_sets(n_rows):
+    """The number of groups of rows with independent draws (see ``_draw_sets``)."""
+    return min(_MAX_DRAW_SETS, max(1, n_rows // _ROWS_PER_DRAW_SET))
+
+
 def _draw_sets(n_rows, n_draws, n_components, rng):
     """Contiguous groups of rows, each with its own importance draws, fixed for a fit.
 
@@ -424,8 +429,7 @@ def _draw_sets(n_rows, n_draws, n_components, rng):
     per group of rows let the error average over the groups. With
     ``n_draws`` 0 the groups have no draws (None): the exact E-step.
     """
-    n_sets = min(_MAX_DRAW_SETS, max(1, n_rows // _ROWS_PER_DRAW_SET))
-    bounds = np.linspace(0, n_rows, n_sets + 1).astype(int)
+    bounds = np.linspace(0, n_rows, _n_draw_sets(n_rows) + 1).astype(int)
     return [
         (
             slice(start, stop),
@@ -433,7 +437,6 @@ def _draw_sets(n_rows, n_draws, n_components, rng):
         )
         for start, stop in zip(bounds[:-1], bounds[1:])
     ]
-
 
 
 def _whitened(Y, mixing, total_variance):

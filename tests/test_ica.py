@@ -823,6 +823,19 @@ def test_auto_draws_are_reproducible_and_reported():
     assert first.n_iter_ == len(first.loglike_) <= first.max_iter
 
 
+def test_auto_takes_fewer_first_draws_where_the_draw_sets_are_full():
+    # 128 draws per row once the 64 groups of rows with their own draws
+    # hold 8192 draws together (16384 rows); with fewer groups the shared
+    # draws' Monte Carlo error slowed EM at 128 (see _auto_first_draws).
+    from skspread._testing import auto_first_draws
+
+    assert auto_first_draws(16384) == 128
+    assert auto_first_draws(16383) == auto_first_draws(1000) == 256
+    X = make_ica(16384, n_features=6, n_components=3, noise_std=0.3, random_state=0).data
+    ica = SpreadICA(3, source="laplace", noise_variance=0.09, random_state=0).fit(X)
+    assert ica.n_importance_samples_ == 128
+
+
 def test_int_draws_are_honoured():
     X = make_ica(1000, n_features=4, n_components=2, random_state=0).data
     ica = SpreadICA(2, n_importance_samples=50, random_state=0).fit(X)
