@@ -2,7 +2,8 @@
 
 With 'auto', learned densities of at most 4 sources with a learned noise
 take the exact E-step instead (``_ica_exact``): no draws, one stage.
-With 'auto' the fit runs in stages. In each, EM (``_fit_spread_em``: SQUAREM
+With 'auto' the fit runs in stages, the first with 128 or 256 draws per row
+(``_auto_first_draws``). In each, EM (``_fit_spread_em``: SQUAREM
 on a deterministic map) runs with the stage's draws fixed, to its fixed
 point or for at most ``_AUTO_STAGE_ITER`` evaluations, and only then may the
 draws change, so that every SQUAREM cycle sees one map. At a stage's end x
@@ -99,10 +100,10 @@ def _auto_first_draws(n_rows):
     the realistic benchmark's 12x6 row (4000 rows, 15 groups) 2 of 5 fits
     took 45 and 54 evaluations at 128 draws (1920 in all), against 4 and 11
     at 256 (3840); in groups of 64 rows (62 groups, 7936 in all) 128 draws
-    took 4 and 11 again, as did the noisy paper row's 20000 rows (64 groups,
-    8192), at half the cost and the same accuracy. Smaller groups cost more
-    in calls than they save in draws on such data, so only data that fill
-    the groups take the fewer draws.
+    took 4 and 11 again, and the noisy paper row's 20000 rows (64 groups,
+    8192) took 4 evaluations at 128 as at 256, at half the cost and the same
+    accuracy. Smaller groups cost more in calls than they save in draws on
+    such data, so only data that fill the groups take the fewer draws.
     """
     enough = _n_draw_sets(n_rows) * _AUTO_FEWER_FIRST_DRAWS >= _AUTO_FIRST_TOTAL_DRAWS
     return _AUTO_FEWER_FIRST_DRAWS if enough else _AUTO_FIRST_DRAWS
