@@ -103,8 +103,8 @@ class SpreadICA(BaseSpreadEstimator):
         eigenvalues minus gamma^2); 'pca' is the principal subspace scaled
         by the signal variances.
     max_iter : int, default=500
-        Maximum number of EM map evaluations (E-steps), or of quasi-Newton
-        iterations on the noise-free path.
+        Maximum number of EM map evaluations (the Monte Carlo checks of
+        'auto' aside), or of quasi-Newton iterations on the noise-free path.
     tol : float, default=3e-3
         Stop when the estimated distance of the parameters to the EM fixed
         point, ``|step| / (1 - rate)`` with the rate at which EM steps shrink,

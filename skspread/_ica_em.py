@@ -141,6 +141,19 @@ def _em_step(Y, mixing, total_variance, draw_sets, source, batch_size):
     )
 
 
+def _group_statistics(Y, mixing, total_variance, groups, source, batch_size):
+    """Each group's E-step statistics at (A, Psi), and their sum.
+
+    ``groups`` pairs row indices (a slice or an index array) of ``Y`` with
+    the importance draws of those rows.
+    """
+    statistics = [
+        _e_step(Y[rows], mixing, total_variance, [(slice(None), eps)], source, batch_size)
+        for rows, eps in groups
+    ]
+    return statistics, sum(statistics[1:], statistics[0])
+
+
 def _sampling_error_along(Y, mixing, total_variance, draw_sets, source, batch_size, direction):
     """Standard error of the M-step's A = C S^-1 (paper eq 51) along ``direction``, and its log-likelihood.
 
@@ -153,14 +166,13 @@ def _sampling_error_along(Y, mixing, total_variance, draw_sets, source, batch_si
     A's units) and the E-step's mean log-likelihood.
     """
     splits = max(1, -(-_RESOLUTION_GROUPS // len(draw_sets)))
-    groups = []
-    for rows, eps in draw_sets:
-        for part in np.array_split(np.arange(len(Y))[rows], splits):
-            if len(part):
-                groups.append(
-                    _e_step(Y[part], mixing, total_variance, [(slice(None), eps)], source, batch_size)
-                )
-    pooled = sum(groups[1:], groups[0])
+    parts = [
+        (part, eps)
+        for rows, eps in draw_sets
+        for part in np.array_split(np.arange(len(Y))[rows], splits)
+        if len(part)
+    ]
+    groups, pooled = _group_statistics(Y, mixing, total_variance, parts, source, batch_size)
     new_mixing = _m_step(pooled)[0]
     inverse = np.linalg.inv(pooled.second_moment)
     projections = np.array(
@@ -319,12 +331,15 @@ def _fit_spread_em(
                 f"{relative_change(step.mixing, A):.2e}, effective sample size "
                 f"{step.effective_sample_size:.1f}{learned}"
             )
+        # Whether x is the last output: two plain steps in a row give a rate.
+        plain_steps.append(latest_output[0] is not None and np.array_equal(latest_output[0], x))
         latest_output[0] = pack(new_mixing, new_variance, prior)
         noise_steps.append(latest_output[0][size : size + n_noise] - x[size : size + n_noise])
         return latest_output[0]
 
     latest_output = [None]
     noise_steps = []
+    plain_steps = []
     tried_at = []
 
     def try_noise_free(x, evaluate):
@@ -347,12 +362,14 @@ def _fit_spread_em(
         fall = np.sum(x[noise_block] - latest_output[0][noise_block]) / excess
         if fall <= relative_change(latest_output[0][:size], x[:size]):
             return None
-        # Nor where its steps shrink fast enough to stop well above the
-        # floor: a noisy fit's noise settles geometrically, while the
-        # ridge's rate tends to 1 (a try there cost noisy fits an evaluation).
-        heading = _remaining_distance(noise_steps, x[noise_block]) * np.linalg.norm(x[noise_block])
-        if heading < 0.5 * np.linalg.norm(x[noise_block] - floor):
-            return None
+        # Nor where its last two (plain) steps shrink fast enough to stop well
+        # above the floor: a noisy fit's noise settles geometrically, while
+        # the ridge's rate tends to 1 (a try there cost noisy fits an evaluation).
+        if plain_steps[-1]:
+            level = x[noise_block]
+            heading = _remaining_distance(noise_steps, level) * np.linalg.norm(level)
+            if heading < 0.5 * np.linalg.norm(level - floor):
+                return None
         tried_at.append(len(loglike))
         likelihood_here = loglike[-1]
         A, _, prior = unpack(x)

@@ -18,10 +18,10 @@ O(J^K K^2), against O(S K) for S importance draws. With J = 3 components
 'auto' takes it up to K = 4 sources (81 combinations). Up to K = 6 (729)
 one exact E-step still costs less than 256 draws (0.03 s against 0.08 s on
 4000 rows), but the densities' single EM step per evaluation has a slow
-mode (overlapping components trading mass) that the sampled E-step's ten
-histogram steps hide: a fit run until the step is within the sampling
-resolution took 60 evaluations on the realistic benchmark's 12 x 6 row,
-against 7 sampled ones. In the forms above, V may tend to zero (the
+mode (overlapping components trading mass) that the sampled E-step's
+hundred histogram steps hide: fits run until the step is within the sampling
+resolution took 35-58 evaluations on the realistic benchmark's 12 x 6 row,
+against 4 sampled ones. In the forms above, V may tend to zero (the
 deterministic limit) without loss of precision, since D_c has a floor.
 
 Besides the moments of A's M-step, the E-step gives the densities' own

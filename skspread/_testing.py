@@ -32,6 +32,7 @@ _LOCATIONS = {
     "Proposal": ("skspread._ica_sampling", "_Proposal"),
     "draw_sets": ("skspread._ica_sampling", "_draw_sets"),
     "auto_first_draws": ("skspread._ica_draws", "_auto_first_draws"),
+    "grown_draws": ("skspread._ica_draws", "_grown_draws"),
     "LIKELIHOOD_DRAW_SHARE": ("skspread._ica_sampling", "_LIKELIHOOD_DRAW_SHARE"),
     "auto_spread_scale": ("skspread._ica_start", "_auto_spread_scale"),
     "initial_mixing": ("skspread._ica_start", "_initial_mixing"),

@@ -811,7 +811,8 @@ def test_learned_noise_reaches_zero_on_noise_free_square_uniform_mixtures():
 
 
 def test_auto_draws_are_reproducible_and_reported():
-    # 'auto' starts with 256 draws per row and may double them, up to 1024;
+    # 'auto' starts with 256 draws per row on these 1000 rows (128 from
+    # 16384) and may double them, up to 1024;
     # the draws come from random_state, so a refit repeats the fit exactly.
     # (Learned densities of two sources take the exact E-step: no draws.)
     X = make_ica(1000, n_features=4, n_components=2, random_state=0).data
@@ -834,6 +835,21 @@ def test_auto_takes_fewer_first_draws_where_the_draw_sets_are_full():
     X = make_ica(16384, n_features=6, n_components=3, noise_std=0.3, random_state=0).data
     ica = SpreadICA(3, source="laplace", noise_variance=0.09, random_state=0).fit(X)
     assert ica.n_importance_samples_ == 128
+
+
+def test_failed_checks_grow_the_draws_to_pass_both_bounds():
+    # The Monte Carlo error falls as 1 / sqrt(draws), the ESS grows as the
+    # draws: the doublings that pass both the error bound (a quarter of the
+    # sampling error) and the least ESS (64) at once, up to 1024.
+    from skspread._testing import grown_draws
+
+    assert grown_draws(128, 0.0, 1.0, 40.0) == 256  # ESS: x1.6
+    assert grown_draws(128, 0.3, 1.0, 200.0) == 256  # error: x1.44
+    assert grown_draws(128, 0.6, 1.0, 200.0) == 1024  # error: x5.76
+    assert grown_draws(128, 0.3, 1.0, 10.0) == 1024  # both: the ESS's x6.4
+    assert grown_draws(128, 0.0, 1.0, float("nan")) == 1024
+    assert grown_draws(128, 0.1, 0.0, 200.0) == 1024  # no sampling error to compare
+    assert grown_draws(512, 0.0, 1.0, 60.0) == 1024
 
 
 def test_int_draws_are_honoured():
