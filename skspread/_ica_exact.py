@@ -94,11 +94,11 @@ class _Combinations:
         return np.column_stack([products, means, np.ones(len(means))])
 
 
-def exact_posterior(means, wide_cholesky, density, log_normaliser, moments=True, statistics=None):
+def exact_posterior(means, wide_covariance, density, log_normaliser, moments=True, statistics=None):
     """The posterior moments of every row in closed form (see the module's docstring).
 
-    ``means`` (N, K) are the rows' m(y), ``wide_cholesky`` the lower factor
-    of V and ``log_normaliser`` (N,) the rows' log c(y) (``_Proposal``).
+    ``means`` (N, K) are the rows' m(y), ``wide_covariance`` is V and
+    ``log_normaliser`` (N,) the rows' log c(y) (``_Proposal``).
     Returns what ``_importance_posterior`` returns: log p(y) per row, E[z | y]
     per row, sum_n E[z z^T | y_n] and the effective sample size (infinite:
     no draws). With ``moments``, the densities' statistics (mass, first and
@@ -106,7 +106,7 @@ def exact_posterior(means, wide_cholesky, density, log_normaliser, moments=True,
     ``statistics`` when given.
     """
     n_rows, n_components = means.shape
-    combinations = _Combinations(density, wide_cholesky @ wide_cholesky.T)
+    combinations = _Combinations(density, wide_covariance)
     n_combinations = len(combinations.choice)
     log_marginal = np.array(log_normaliser, dtype=float)
     if moments:

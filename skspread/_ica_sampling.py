@@ -52,8 +52,9 @@ class _Proposal:
     w = prod_k p(z_k) / (alpha + (1 - alpha) N(z | R m, W) / N(z | m, V)),
     which is at most prod_k p(z_k) / alpha.
 
-    ``cholesky`` and ``narrow_cholesky`` are the lower factors L of V and
-    L_W of W: the draws are z = m(y) + L eps and z = R m(y) + L_W eps.
+    ``covariance`` is V (the exact E-step's), ``cholesky`` and
+    ``narrow_cholesky`` the lower factors L of V and L_W of W: the draws
+    are z = m(y) + L eps and z = R m(y) + L_W eps.
     """
 
     def __init__(self, mixing, total_variance):
@@ -64,7 +65,8 @@ class _Proposal:
         self.total_variance = total_variance
         self.projector = cho_solve(gram_factor, mixing.T).T
         gram_inverse = cho_solve(gram_factor, identity)
-        self.cholesky = cholesky(total_variance * gram_inverse, lower=True)
+        self.covariance = total_variance * gram_inverse
+        self.cholesky = cholesky(self.covariance, lower=True)
         self.log_det_gram = 2.0 * float(np.sum(np.log(np.diag(gram_factor[0]))))
         narrow = np.linalg.inv(gram / total_variance + identity)
         narrow = 0.5 * (narrow + narrow.T)
@@ -290,7 +292,7 @@ def _importance_posterior(
     if eps is None:
         log_normaliser = proposal.log_normaliser(Y, means)
         return exact_posterior(
-            means, proposal.cholesky, source, log_normaliser, moments, histogram
+            means, proposal.covariance, source, log_normaliser, moments, histogram
         )
     n_rows = Y.shape[0]
     n_draws, n_components = eps.shape

@@ -152,17 +152,13 @@ def squarem(
                     continue
             if relative_step < tol:
                 stalls = steady and abs(1.0 - step_rate) < 1.0 - stall_rate
-                if (rate < 1.0 and relative_step < tol * (1.0 - rate) and not stalls) or (
-                    not steady and relative_step < resolution
-                ):
-                    if not confirm:
-                        return SquaremResult(first, n_evaluations, True, False, rate)
-                    # The rate comes from the last few steps, which a slower
-                    # mode under faster ones hides: ask the resolution too.
-                    verdict = resolved(x, step, False)
-                    n_evaluations += verdict is not None
-                    if verdict:
-                        return SquaremResult(first, n_evaluations, True, False, rate)
+                converging = (
+                    rate < 1.0 and relative_step < tol * (1.0 - rate) and not stalls
+                ) or (not steady and relative_step < resolution)
+                # With ``confirm`` the rate, from the last few steps, may hide a
+                # slower mode under faster ones: the resolution must agree.
+                if converging and not confirm:
+                    return SquaremResult(first, n_evaluations, True, False, rate)
                 if resolved is not None:
                     verdict = resolved(x, step, stalls)
                     n_evaluations += verdict is not None
