@@ -210,6 +210,22 @@ def test_spread_em_is_factor_analysis_of_the_spread_second_moment_spec_3():
     )
 
 
+def test_default_tol_stops_within_the_sampling_error_of_the_maximum():
+    # EM crawls along the noise variances here (rate ~0.98): the old rule, the
+    # last increase of the mean log-likelihood below 1e-4, stopped after 16
+    # iterations with a noise variance 0.187 from the maximum, ten times the
+    # maximum's own error (0.018); the remaining increase's estimate does not.
+    rng = np.random.default_rng(0)
+    loadings, noise = rng.normal(size=(3, 12)), rng.uniform(0.1, 1.0, 12)
+    X = rng.normal(size=(20000, 3)) @ loadings + rng.normal(size=(20000, 12)) * np.sqrt(noise)
+    default = SpreadFactorAnalysis(3, noise_variance="diagonal").fit(X)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        maximum = SpreadFactorAnalysis(3, noise_variance="diagonal", tol=0.0, max_iter=5000).fit(X)
+    sampling_error = np.abs(maximum.noise_variance_ - noise).max()
+    assert np.abs(default.noise_variance_ - maximum.noise_variance_).max() < 0.5 * sampling_error
+
+
 def test_heywood_case_spread_em_reaches_zero_noise_with_finite_likelihood_spec_3():
     # Feature 0 has no noise. The sample optimum of its noise variance is
     # asymptotically normal around 0, so it lies on the bound Psi_0 = 0 for
@@ -403,3 +419,12 @@ def test_verbose_reports_each_iteration(capsys):
 )
 def test_sklearn_compatible_estimator(estimator, check):
     check(estimator)
+
+
+@pytest.mark.parametrize("noise_variance", [0.0, "diagonal"])
+def test_values_whose_squares_overflow_are_a_clear_error(noise_variance):
+    X = np.random.default_rng(0).standard_normal((300, 4)) * 1e153
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # numpy's own overflow
+        with pytest.raises(ValueError, match="rescale X"):
+            SpreadFactorAnalysis(2, noise_variance=noise_variance).fit(X)

@@ -72,6 +72,18 @@ def test_sklearn_factor_analysis_assertions_hold(seed):
                 n_components=n_components, noise_variance_init=np.ones(n_features)
             ).fit(X[:, :4])
 
+    # Where EM crawls (rate 0.997 on seed 1's 20 rows), the two SVDs' rounding
+    # may move the stop by an iteration: then both run to the same count.
+    common = min(len(fits[0].loglike_), len(fits[1].loglike_))
+    assert max(len(fits[0].loglike_), len(fits[1].loglike_)) - common <= 1
+    if len(fits[0].loglike_) != len(fits[1].loglike_):
+        fits = [
+            _factor_analysis(
+                n_components=n_components, svd_method=method, random_state=0,
+                max_iter=common, tol=0.0,
+            ).fit(X)
+            for method in ["randomized", "lapack"]
+        ]
     for name in ["loglike_", "components_", "noise_variance_"]:
         np.testing.assert_almost_equal(
             np.abs(getattr(fits[0], name)), np.abs(getattr(fits[1], name))

@@ -68,8 +68,11 @@ def _split(X, cuts):
 @settings(deadline=None, max_examples=20)
 def test_partial_fit_over_any_split_equals_fit(configuration, seed, offset, cuts):
     X = _factor_data(seed=seed, offset=offset)
-    reference = SpreadFactorAnalysis(2, tol=1e-8, **configuration).fit(X)
-    model = SpreadFactorAnalysis(2, tol=1e-8, **configuration)
+    # The default tol keeps the stop (an estimate from the last two
+    # increases) far above the log-likelihood's rounding: both stop at the
+    # same iteration.
+    reference = SpreadFactorAnalysis(2, **configuration).fit(X)
+    model = SpreadFactorAnalysis(2, **configuration)
     for block in _split(X, cuts):
         model.partial_fit(block)
     _assert_same_fit(model, reference)
