@@ -1,5 +1,7 @@
 """DeltaVAE on the shared estimator base: units, clear errors, atomic refits."""
 
+import warnings
+
 import numpy as np
 import pytest
 from sklearn.exceptions import NotFittedError
@@ -120,6 +122,35 @@ def test_huge_learning_rate_is_a_clear_error_not_silent_nan(data):
     with pytest.raises(FloatingPointError, match="epoch .*learning_rate"):
         model.fit(data)
     assert np.all(np.isfinite(model.transform(data)))
+
+
+def test_a_last_step_that_breaks_the_model_is_an_error_not_a_nan_model(data, monkeypatch):
+    # Each batch's loss is checked before its step; the step after the last
+    # check is checked at the end of the epoch.
+    model_step = Trainer._model_step
+
+    def breaking_step(self, batch):
+        loss = model_step(self, batch)
+        with torch.no_grad():
+            for parameter in self.model.model_parameters():
+                parameter.fill_(float("nan"))
+        return loss
+
+    monkeypatch.setattr(Trainer, "_model_step", breaking_step)
+    model = DeltaVAE(**{**TINY, "n_epochs": 1, "batch_size": 96}, random_state=0)
+    with pytest.raises(FloatingPointError, match="last step of epoch 1"):
+        model.fit(data)
+    assert model.n_iter_ == 0
+    assert np.all(np.isfinite(model.score_samples(data)))
+
+
+def test_partial_fit_in_other_units_warns(data):
+    model = DeltaVAE(random_state=0, **TINY).partial_fit(data)
+    with pytest.warns(UserWarning, match="units of the first fit"):
+        model.partial_fit(1e3 * data)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model.partial_fit(data[:40])
 
 
 def test_refit_that_raises_keeps_the_previous_fit(data):

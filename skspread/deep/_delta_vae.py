@@ -437,6 +437,12 @@ class DeltaVAE(DeltaVAEFitting, BaseSpreadEstimator):
     def partial_fit(self, X, y=None):
         """One pass over ``X``, continuing from the current state.
 
+        The first call (or ``fit``) sets the standardisation, ``mean_`` and
+        ``data_scale_``, and the 'auto' spread; later calls keep them, as
+        the networks were trained on inputs in those units, and warn when a
+        block's deviation from ``mean_`` is over ten times ``data_scale_``
+        or under a tenth of it. A first block should be like the rest.
+
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features), numpy.memmap or torch Dataset

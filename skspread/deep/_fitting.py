@@ -81,8 +81,10 @@ class DeltaVAEFitting:
                 f"{diverged} Training stopped; the model keeps the state of the last "
                 f"finite epoch ({self.n_iter_} epoch(s) in history_). Lower "
                 f"learning_rate (now {self.learning_rate!r}) or batch the data "
-                "differently; inputs are standardised inside the estimator, so "
-                "their units are not the cause."
+                "differently. Inputs are standardised inside the estimator, with the "
+                "mean_ and data_scale_ of the data the model was first fitted on: "
+                "their units are not the cause, unless data passed to partial_fit or "
+                "a warm start are in other units than those."
             ) from diverged
         return self
 
@@ -103,6 +105,7 @@ class DeltaVAEFitting:
                 keep = False
         X = self._validate_training_data(X, reset=not keep)
         if keep:
+            self._warn_if_other_units(X)
             self._trainer.set_learning_rates(self.learning_rate, self._spread_learning_rate())
             self._trainer.batch_size = self.batch_size
             # Training changes the networks in place: keep their state to
@@ -139,6 +142,28 @@ class DeltaVAEFitting:
         if early_stopping and best is not None:
             self.module_.load_state_dict(best)
         return None
+
+    def _warn_if_other_units(self, X):
+        """Warn when data that continue a fit are far from its standardisation.
+
+        ``mean_`` and ``data_scale_`` are set by the first fit and kept (the
+        networks were trained on inputs in those units): a later block whose
+        root-mean-square deviation from ``mean_`` is over ten times
+        ``data_scale_`` or under a tenth of it is in other units, or unlike
+        the first block (a first block of zeros gives ``data_scale_`` 1).
+        """
+        if is_out_of_core(X) or len(X) < 2:
+            return
+        ratio = math.sqrt(float(np.mean(self._standardise(X) ** 2)))
+        if not 0.1 <= ratio <= 10.0:
+            warnings.warn(
+                f"The rows passed to continue the fit deviate from mean_ by {ratio:.3g} "
+                f"times data_scale_={self.data_scale_:.4g}, which the first fit set and "
+                "the networks were trained on. Pass data in the units of the first fit, "
+                "or fit anew (fit, or a first partial_fit on rows like the rest).",
+                UserWarning,
+                stacklevel=4,
+            )
 
     def _validate_training_data(self, X, reset):
         """Validated training data: an array, or a RowSource for out-of-core data.
