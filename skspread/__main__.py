@@ -1,6 +1,7 @@
 """``python -m skspread``: a few-minute tour of the spread divergence on built-in data."""
 
 import argparse
+import os
 import sys
 
 from ._version import __version__
@@ -16,6 +17,17 @@ Frechet distance of their samples to the data in pixel space and a PNG of
 samples (needs torch; skipped with a note otherwise). Errors and distances:
 lower is better. The default run takes under three minutes on two CPU
 cores."""
+
+
+def _seed(text):
+    """A seed for numpy: an integer from 0 to 2**32 - 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value < 2**32:
+        raise argparse.ArgumentTypeError(f"must be an integer from 0 to 2**32 - 1, not {text!r}")
+    return value
 
 
 def build_parser():
@@ -40,7 +52,7 @@ def build_parser():
         "(used by the tests; the numbers are rougher)",
     )
     parser.add_argument(
-        "--seed", type=int, default=0, help="seed of the data and the estimators (default: 0)"
+        "--seed", type=_seed, default=0, help="seed of the data and the estimators (default: 0)"
     )
     parser.add_argument(
         "--no-deep", action="store_true", help="skip the delta-VAE part (torch)"
@@ -55,7 +67,22 @@ def build_parser():
 
 def main(argv=None):
     """Entry point of ``python -m skspread`` and of the ``skspread`` command."""
-    arguments = build_parser().parse_args(argv)
+    parser = build_parser()
+    arguments = parser.parse_args(argv)
+    try:
+        os.makedirs(arguments.output, exist_ok=True)
+    except OSError as error:
+        parser.error(f"cannot write to the output folder {arguments.output!r}: {error}")
+    if not arguments.no_deep:
+        # The device is checked before the first parts run, not after them.
+        from .deep._device import resolve_device
+
+        try:
+            resolve_device(arguments.device)
+        except ImportError:
+            pass  # no torch: the showcase skips its deep part with a note
+        except (ValueError, RuntimeError) as error:
+            parser.error(f"argument --device: {error}")
     from ._showcase import run
 
     def log(line):

@@ -179,3 +179,8 @@ def test_warm_refit_that_raises_mid_training_keeps_the_previous_weights(data, mo
         model.fit(data)
     assert model.history_ is history and model.n_iter_ == 2
     np.testing.assert_array_equal(model.transform(data), codes)
+
+
+def test_callbacks_that_are_not_callable_are_rejected_before_training(data):
+    with pytest.raises(InvalidParameterError, match="callbacks.*list of callables"):
+        DeltaVAE(callbacks=[1], random_state=0, **TINY).fit(data)

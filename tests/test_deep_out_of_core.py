@@ -84,6 +84,14 @@ def test_torch_dataset_of_labelled_rows_equals_the_array_fit(digits):
     _same_fit(DeltaVAE(**TINY).fit(digits), DeltaVAE(**TINY).fit(_RowsDataset(digits)), digits)
 
 
+def test_outputs_of_a_torch_dataset_equal_those_of_the_array(digits):
+    model = DeltaVAE(**TINY).fit(digits)
+    rows = _RowsDataset(digits)
+    np.testing.assert_array_equal(model.transform(rows), model.transform(digits))
+    np.testing.assert_array_equal(model.score_samples(rows), model.score_samples(digits))
+    assert model.score(rows) == model.score(digits)
+
+
 def test_non_finite_rows_are_named(digits, tmp_path):
     X = digits.copy()
     X[123, 5] = np.nan

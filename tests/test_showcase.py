@@ -60,6 +60,28 @@ def test_help_explains_the_options(capsys):
     assert "skspread_showcase" in out and "lower is better" in out
 
 
+@pytest.mark.parametrize(
+    "arguments, message",
+    [
+        (["--seed", "-1"], "--seed: must be an integer"),
+        pytest.param(
+            ["--device", "gpu"],
+            "--device: device must be",
+            marks=pytest.mark.skipif(
+                importlib.util.find_spec("torch") is None, reason="the device is torch's"
+            ),
+        ),
+        (["--output", os.devnull + "/figures"], "cannot write to the output folder"),
+    ],
+)
+def test_bad_arguments_are_usage_errors_before_anything_runs(arguments, message, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(arguments + ["--quick"])
+    assert exit_info.value.code == 2
+    captured = capsys.readouterr()
+    assert message in captured.err and captured.out == ""
+
+
 def test_version_prints_the_package_version(capsys):
     import skspread
 

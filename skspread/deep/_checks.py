@@ -36,6 +36,23 @@ class PositiveIntegers(Options):
         return "a tuple of positive int"
 
 
+class CallableList(Options):
+    """Constraint: a list (possibly empty) of callables, as ``callbacks`` takes.
+
+    Checked with the other parameters, before training: a callback that is
+    not callable would otherwise fail only after the first epoch.
+    """
+
+    def __init__(self):
+        super().__init__(list, set())
+
+    def is_satisfied_by(self, val):
+        return isinstance(val, list) and all(callable(value) for value in val)
+
+    def __str__(self):
+        return "a list of callables"
+
+
 def routed_params(params, prefix):
     """The parameters that start with ``prefix``, with the prefix removed."""
     return {

@@ -40,6 +40,16 @@ def is_out_of_core(X):
     return torch is not None and isinstance(X, torch.utils.data.Dataset)
 
 
+def is_dataset(X):
+    """True for a torch ``Dataset`` (a ``numpy.memmap`` is an array to the outputs)."""
+    return is_out_of_core(X) and not isinstance(X, np.memmap)
+
+
+def by_blocks(method, X):
+    """``method`` (an estimator's output on an array of rows) over a Dataset, block by block."""
+    return np.concatenate([method(block) for _, block in RowSource(X).blocks()])
+
+
 class RowSource:
     """Rows of a ``numpy.memmap`` or a torch ``Dataset``, read on demand.
 

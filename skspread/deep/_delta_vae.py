@@ -14,7 +14,8 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .._base import BaseSpreadEstimator, check_n_samples
 from ..spread import BaseSpread
-from ._checks import ROUTED_PREFIXES, PositiveIntegers
+from ._checks import ROUTED_PREFIXES, CallableList, PositiveIntegers
+from ._data import by_blocks, is_dataset
 from ._device import import_torch
 from ._fitting import DeltaVAEFitting
 
@@ -305,7 +306,7 @@ class DeltaVAE(DeltaVAEFitting, BaseSpreadEstimator):
         "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
         "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
         "tol": [Interval(Real, 0, None, closed="left")],
-        "callbacks": [list, None],
+        "callbacks": [CallableList(), None],
     }
 
     def __init__(
@@ -484,8 +485,8 @@ class DeltaVAE(DeltaVAEFitting, BaseSpreadEstimator):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
-            Data.
+        X : array-like of shape (n_samples, n_features) or torch Dataset
+            Data; a Dataset's rows are read block by block.
 
         Returns
         -------
@@ -493,6 +494,8 @@ class DeltaVAE(DeltaVAEFitting, BaseSpreadEstimator):
             Posterior means.
         """
         check_is_fitted(self)
+        if is_dataset(X):
+            return by_blocks(self.transform, X)
         X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
         module = self._evaluation_module()
 
@@ -549,8 +552,8 @@ class DeltaVAE(DeltaVAEFitting, BaseSpreadEstimator):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
-            Data.
+        X : array-like of shape (n_samples, n_features) or torch Dataset
+            Data; a Dataset's rows are read block by block.
 
         Returns
         -------
@@ -558,6 +561,8 @@ class DeltaVAE(DeltaVAEFitting, BaseSpreadEstimator):
             Lower bound on the spread log-likelihood of each row.
         """
         check_is_fitted(self)
+        if is_dataset(X):
+            return by_blocks(self.score_samples, X)
         X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
         module = self._evaluation_module()
         n_copies = 0 if module.spread is None else _N_SCORE_SPREAD_COPIES

@@ -152,7 +152,8 @@ class DeltaVAEFitting:
         ``data_scale_`` or under a tenth of it is in other units, or unlike
         the first block (a first block of zeros gives ``data_scale_`` 1).
         """
-        if is_out_of_core(X) or len(X) < 2:
+        if isinstance(X, RowSource) or len(X) < 2:
+            # Out-of-core rows are not read for this (they are, batch by batch, to train).
             return
         ratio = math.sqrt(float(np.mean(self._standardise(X) ** 2)))
         if not 0.1 <= ratio <= 10.0:
