@@ -11,9 +11,9 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from ._base import BaseSpreadEstimator, atomic_fit, check_n_samples
 from ._ica_draws import _DrawsRun, _first_draws, _fit_with_draws, _fixed_draws
 from ._ica_em import _rank_deficiency_as_value_error, _warn_unless_converged
-from ._ica_noise_free import _noise_free_run, _principal_subspace
+from ._ica_noise_free import _likelier_run, _noise_free_run, _principal_subspace
 from ._ica_online import _block_starts, _online_update, _OnlineState
-from ._ica_start import _auto_spread_scale, _fit_start, _start_noise_variance
+from ._ica_start import _auto_spread_scale, _fit_start, _spread_copies, _start_noise_variance
 from ._ica_sampling import _draw_sets, _posterior_mean, _spread_log_likelihood
 from ._source_density import sample_prior
 from .spread import GaussianSpread
@@ -190,7 +190,10 @@ class SpreadICA(BaseSpreadEstimator):
     that neither finds it (5% level) nor leaves room (95% bound) for a noise
     variance of 5% of the weakest principal one. Otherwise spread-EM (below;
     paper section 1.1 on why the spread) starts from it (with init='fastica'
-    and 'isotropic' noise), as other settings start from ``init``.
+    and 'isotropic' noise), as other settings start from ``init``; where the
+    test neither found noise nor ruled it out, the noise-free fit is kept
+    (``n_iter_`` and ``loglike_`` its own) unless spread-EM's model has a
+    log-likelihood on the data higher by over a nat (its noise parameter).
 
     Gaussian spread gives p(y | z) = N(y | A z + mu, tau^2 I), and
     N(y | A z + mu, tau^2 I) = c(y) N(z | m(y), V) with
@@ -330,13 +333,14 @@ class SpreadICA(BaseSpreadEstimator):
         # float32 data is fitted in float64 and the fitted arrays stored in float32.
         dtype = X.dtype
         X = X.astype(np.float64, copy=False)
-        start, staged, refined = self._fit_noise_free(X)
+        start, staged, refined, candidate = self._fit_noise_free(X)
         if staged is None:
             start = self._start(X, mixing=refined)
-            Y = self._spread_copies(start.X_centred, start.spread, start.rng)
+            Y = _spread_copies(start.X_centred, start.spread, self.n_spread_samples, start.rng)
             settings = (self.max_iter, self.tol, self.batch_size, self.verbose)
             with _rank_deficiency_as_value_error():
                 staged = _fit_with_draws(Y, start, self.n_importance_samples, self.source, settings)
+            staged = _likelier_run(staged, candidate, start, self.batch_size, self.verbose)
         run, self.n_importance_samples_ = staged.result, staged.n_draws
         _warn_unless_converged(run, start.spread, self)
         self._store_model(start.mean, run.mixing, run.total_variance, start, dtype, run.prior)
@@ -422,7 +426,7 @@ class SpreadICA(BaseSpreadEstimator):
             state = self._online.with_mean_of(X.astype(np.float64, copy=False))
         X_centred = X.astype(np.float64, copy=False) - state.mean
         rng = state.random_state()
-        Y = self._spread_copies(X_centred, state.start.spread, rng)
+        Y = _spread_copies(X_centred, state.start.spread, self.n_spread_samples, rng)
         self.n_importance_samples_ = _fixed_draws(self.n_importance_samples)
         draw_sets = _draw_sets(len(Y), self.n_importance_samples_, state.start.n_components, rng)
         starts = _block_starts(state, first_block, X_centred, self.init, self.noise_variance, rng)
@@ -440,23 +444,24 @@ class SpreadICA(BaseSpreadEstimator):
         return self
 
     def _fit_noise_free(self, X):
-        """The noise-free path (Notes): start, run (``_DrawsRun``), EM's start mixing, or Nones."""
+        """The noise-free path (Notes): start, run (``_DrawsRun``), EM's start, candidate, or Nones."""
         learned = isinstance(self.noise_variance, str)
         subspace = None
         if self.source == "adaptive" and self.spread is not None and learned:
             subspace = _principal_subspace(X - X.mean(axis=0), self.n_components or X.shape[1])
         if subspace is None:
-            return None, None, None
+            return None, None, None, None
         start = self._start(X, noise_free=True)
         draws = (self.n_importance_samples, self.source, start.n_components, start.noise)
         n_draws = _first_draws(*draws, len(X) * self.n_spread_samples)
         settings = (self.max_iter, self.tol, self.verbose)
-        run, refined = _noise_free_run(start, subspace, n_draws, settings)
+        run, refined, candidate = _noise_free_run(start, subspace, n_draws, settings)
         # A diagonal noise trades with A's rows: from there its EM ended further off.
         from_fastica = isinstance(self.init, str) and self.init == "fastica"
         keep = from_fastica and self.noise_variance == "isotropic"
         staged = None if run is None else _DrawsRun(run, n_draws)
-        return start, staged, refined if keep else None
+        candidate = _DrawsRun(candidate, n_draws) if keep and candidate is not None else None
+        return start, staged, refined if keep else None, candidate
 
     def _start(self, X, noise_free=False, mixing=None):
         """The start of a fit on ``X`` (float64): checks, mean, spread, mixing, noise, seed.
@@ -476,14 +481,6 @@ class SpreadICA(BaseSpreadEstimator):
             X, n_components, spread, self.init, noise_variance, self.random_state, mixing
         )
         return start._replace(noise=self.noise_variance) if noise_free else start
-
-    def _spread_copies(self, X_centred, spread, rng):
-        """The ``n_spread_samples`` spread copies of each row (the rows without spread)."""
-        if spread is None:
-            return X_centred
-        Y = np.repeat(X_centred, self.n_spread_samples, axis=0)
-        Y += spread.noise(Y.shape, rng)
-        return Y
 
     def _store_model(self, mean, mixing, total_variance, start, dtype, prior=None):
         """Set the fitted model's attributes, its arrays in ``dtype`` (``prior``: fit's)."""

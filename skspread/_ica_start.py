@@ -94,6 +94,15 @@ def _auto_spread_scale(X, n_components, noise_variance, init):
     return max(floor, min(paper_rule, proposal_cap))
 
 
+def _spread_copies(X_centred, spread, n_copies, rng):
+    """``n_copies`` spread copies of each row, in a row's copies' order (the rows without spread)."""
+    if spread is None:
+        return X_centred
+    Y = np.repeat(X_centred, n_copies, axis=0)
+    Y += spread.noise(Y.shape, rng)
+    return Y
+
+
 def _check_identifiable(X_centred, n_components):
     """Refuse data with fewer than ``n_components`` independent directions, before EM."""
     n_samples, _ = X_centred.shape

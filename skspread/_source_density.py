@@ -230,7 +230,9 @@ class MixtureSourceDensity:
             shift = origin - centre
             np.add(rows_t[k][:, None] - shift, draws_t[k], out=fraction)
             low = float(rows_t[k].min()) + float(draws_t[k].min()) - shift
+            outside = None
             if low < 0 or highest[k] > _GRID_SIZE - 2 - origin:
+                outside = np.nonzero((fraction < 0) | (fraction > _GRID_SIZE - 2 - origin))
                 np.clip(fraction, 0, _GRID_SIZE - 2 - origin, out=fraction)
             np.floor(fraction, out=scratch)
             cell[...] = scratch
@@ -244,7 +246,28 @@ class MixtureSourceDensity:
                 out += scratch
                 np.take(table[k, origin:], cell, out=scratch, mode="wrap")
                 out += scratch
+            if outside is not None and len(outside[0]):
+                grid = (table[k, origin:], slope[k, origin:], cell, fraction)
+                self._add_tails(out, k, outside, means_t, offsets_t, grid)
         return out
+
+    def _add_tails(self, out, k, outside, means_t, offsets_t, grid):
+        """Replace source k's grid value by its exact log-density where the values leave the grid.
+
+        The grid's ends would hold log p_k constant beyond +-20 standard
+        deviations, and an outlier's likelihood with it (score_samples
+        levelled off near -400 for rows a million times farther out); such
+        values are rare, so the exact mixture costs nothing in a fit.
+        """
+        table, slope, cell, fraction = grid  # source k's, from its origin
+        rows, draws = outside
+        cells = cell[rows, draws]
+        on_grid = table[cells] + slope[cells] * fraction[rows, draws]
+        values = means_t[k][rows].astype(np.float64) + offsets_t[k][draws]
+        exact = _log_sum_exp_of_gaussians(
+            values, self.weights[k : k + 1], self.means[k : k + 1], self.variances[k : k + 1]
+        )[0]
+        out[rows, draws] += (exact - on_grid).astype(out.dtype)
 
     def empty_histogram(self):
         """Zeroed statistics for :meth:`accumulate`, (n_components, grid size)."""

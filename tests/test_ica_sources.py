@@ -153,3 +153,19 @@ def test_learned_density_freezes_without_spread_eq_43_45():
     for tau in [1e-3, 1e-5]:
         assert one_step(spread=None, noise_variance=tau**2) < 50 * tau * np.linalg.cond(start)
     assert one_step(spread_scale=1.0) > 0.05
+
+
+def test_score_samples_keeps_falling_for_outliers_beyond_the_density_grid():
+    # The learned densities are tabulated over +-20 standard deviations; an
+    # outlier's sources beyond that take the exact mixture, so that its
+    # log-likelihood keeps falling as it moves out (it levelled off near -412).
+    data = make_ica(1000, 6, 6, noise_std=0.1, random_state=0).data
+    model = SpreadICA(n_importance_samples=64, max_iter=20, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model.fit(data)
+    row = data[:1] - model.mean_
+    scores = [model.score_samples(model.mean_ + c * row)[0] for c in (10, 100, 1e3, 1e6)]
+    assert np.all(np.diff(scores) < 0)
+    # Quadratic in the distance: ten times farther, over ten times lower.
+    assert scores[-2] < 10 * scores[-3] and scores[-1] < -1e9
