@@ -81,6 +81,9 @@ def _auto_spread_scale(X, n_components, noise_variance, init):
     sigma: there sigma^2 = 0.02 (lambda_K - gamma^2), at most 2% of the
     weakest source's variance added to its posterior.
     """
+    if np.any(np.ptp(X, axis=0) == 0):
+        # Constant columns leave no scale to take: say what to change first.
+        _check_identifiable(X - X.mean(axis=0), n_components)
     covariance = np.atleast_2d(np.cov(X, rowvar=False))
     smallest_signal = np.linalg.eigvalsh(covariance)[-n_components] - noise_variance
     # Where the rules give no spread (the mean covariance entry cancels, or

@@ -91,9 +91,10 @@ def make_ica(
 ):
     """Draw from the ICA model x = A z + noise of the paper's section 4.1.
 
-    The mixing matrix has entries uniform on {-1, +1}; the sources are
-    independent with unit variance; the observation noise is N(0,
-    noise_std^2 I). ``noise_std=0`` is deterministic ICA.
+    The mixing matrix has entries uniform on {-1, +1}, drawn again until
+    its columns are independent; the sources are independent with unit
+    variance; the observation noise is N(0, noise_std^2 I). ``noise_std=0``
+    is deterministic ICA.
 
     Parameters
     ----------
@@ -143,6 +144,10 @@ def make_ica(
         raise ValueError(f"source must be one of {SOURCES}, got {source!r}.")
     rng = check_random_state(random_state)
     mixing = rng.choice([-1.0, 1.0], size=(n_features, n_components))
+    # A square sign matrix is singular often (4 x 4: about a third of draws),
+    # and a mixing of lower rank has no unique sources: redraw it.
+    while np.linalg.matrix_rank(mixing) < n_components:
+        mixing = rng.choice([-1.0, 1.0], size=(n_features, n_components))
     sources = sample_sources(source, (n_samples, n_components), rng)
     data = sources @ mixing.T
     if noise_std > 0:
