@@ -193,7 +193,7 @@ class SpreadICA(BaseSpreadEstimator):
     and 'isotropic' noise), as other settings start from ``init``; where the
     test neither found noise nor ruled it out, the noise-free fit is kept
     (``n_iter_`` and ``loglike_`` its own) unless spread-EM's model has a
-    log-likelihood on the data higher by over a nat (its noise parameter).
+    log-likelihood on the data higher by over a nat per noise parameter.
 
     Gaussian spread gives p(y | z) = N(y | A z + mu, tau^2 I), and
     N(y | A z + mu, tau^2 I) = c(y) N(z | m(y), V) with
@@ -460,7 +460,7 @@ class SpreadICA(BaseSpreadEstimator):
         from_fastica = isinstance(self.init, str) and self.init == "fastica"
         keep = from_fastica and self.noise_variance == "isotropic"
         staged = None if run is None else _DrawsRun(run, n_draws)
-        candidate = _DrawsRun(candidate, n_draws) if keep and candidate is not None else None
+        candidate = None if candidate is None else _DrawsRun(candidate, n_draws)
         return start, staged, refined if keep else None, candidate
 
     def _start(self, X, noise_free=False, mixing=None):

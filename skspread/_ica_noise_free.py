@@ -198,7 +198,8 @@ def _likelier_run(staged, candidate, start, batch_size, verbose):
     noise-free fit's, and with features in units 1e4 apart at 1.1 against
     0.053. Both are densities of the data: the one with the higher
     log-likelihood is kept, the noise-free one unless the learned noise
-    gains over a nat in all (its one more parameter, as AIC counts). The
+    gains over a nat in all per noise parameter (one, or one per feature
+    for 'diagonal', as AIC counts). The
     noisy model's likelihood is the E-step's marginal without spread,
     exact for the combinations the exact E-step takes, else with 1024
     draws.
@@ -206,16 +207,19 @@ def _likelier_run(staged, candidate, start, batch_size, verbose):
     if candidate is None:
         return staged
     X_centred, result = start.X_centred, staged.result
-    noise = float(result.total_variance) - start.spread_variance
+    noise = np.maximum(np.asarray(result.total_variance) - start.spread_variance, 0.0)
     noise_free = _square_log_likelihood(
         X_centred, candidate.result.mixing, candidate.result.prior
     )
-    if noise > 0:
+    if np.any(noise > 0):
         n_components = result.mixing.shape[1]
         eps = None
         if not exact_e_step_applies(N_MIXTURE, n_components):
             eps = _standard_normal_draws(_MAX_DRAWS, n_components, np.random.RandomState(0))
-        Y, mixing, variance, log_jacobian = _whitened(X_centred, result.mixing, noise)
+        # A feature without noise is a limit the whitening cannot take: a
+        # tiny share of the largest noise stands in (as in transform).
+        noise = np.maximum(noise, 1e-6 * noise.max())
+        Y, mixing, variance, log_jacobian = _whitened(X_centred, result.mixing, noise[()])
         log_marginal = _importance_posterior(
             Y, _Proposal(mixing, variance), eps, result.prior, batch_size, np.float64,
             moments=False,
@@ -223,12 +227,12 @@ def _likelier_run(staged, candidate, start, batch_size, verbose):
         noisy = float(np.mean(log_marginal)) + log_jacobian
     else:
         noisy = _square_log_likelihood(X_centred, result.mixing, result.prior)
-    if len(X_centred) * (noise_free - noisy) < -1.0:
+    if len(X_centred) * (noise_free - noisy) < -noise.size:
         return staged
     if verbose:
         print(
             f"[SpreadICA] the noise-free fit is kept: log-likelihood per row {noise_free:.6f}, "
-            f"spread-EM's {noisy:.6f} (learned noise variance {max(noise, 0.0):.3g})"
+            f"spread-EM's {noisy:.6f} (mean learned noise variance {np.mean(noise):.3g})"
         )
     return candidate
 

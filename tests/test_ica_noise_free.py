@@ -206,8 +206,12 @@ def _laplace_square(n_samples=2000, n_sources=4, seed=0):
     return sources @ mixing.T, mixing
 
 
-@pytest.mark.parametrize("units_range", [1.0, 1e4])
-def test_noise_free_fit_is_kept_where_the_score_test_leaves_the_noise_open(units_range):
+@pytest.mark.parametrize(
+    "units_range, noise_variance", [(1.0, "isotropic"), (1e4, "isotropic"), (1e4, "diagonal")]
+)
+def test_noise_free_fit_is_kept_where_the_score_test_leaves_the_noise_open(
+    units_range, noise_variance
+):
     # 2000 noise-free rows of 4 Laplace sources: the score test neither finds
     # noise nor rules it out (bound 5.3% of the weakest principal variance),
     # so spread-EM fits; its learned noise took up the densities' misfit
@@ -217,7 +221,7 @@ def test_noise_free_fit_is_kept_where_the_score_test_leaves_the_noise_open(units
     units = np.logspace(-2, 2, 4) ** (np.log10(units_range) / 4)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        model = SpreadICA(random_state=0).fit(X * units)
-    assert model.noise_variance_ == 0.0
+        model = SpreadICA(noise_variance=noise_variance, random_state=0).fit(X * units)
+    assert np.all(model.noise_variance_ == 0.0)
     error = amari_distance(np.linalg.pinv(model.mixing_), mixing * units[:, None])
     assert error < 0.06  # FastICA: 0.070
