@@ -188,7 +188,7 @@ def main(argv=None):
     lines += [
         "",
         "The log-likelihoods are each estimator's own objective: the spread models "
-        "report the spread log-likelihood (data and model spread by sigma = 1), so "
+        "report the spread log-likelihood (data and model spread by the 'auto' sigma, half the RMS feature standard deviation), so "
         "they are not comparable with the unspread ones.",
         "",
         "## Heywood case",

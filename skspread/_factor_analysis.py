@@ -13,7 +13,6 @@ spread sample is ever drawn.
 # SPDX-License-Identifier: BSD-3-Clause
 
 import warnings
-import math
 from math import log, pi
 from numbers import Integral, Real
 
@@ -27,6 +26,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._base import BaseSpreadEstimator, atomic_fit, check_n_samples
 from ._factor_analysis_solvers import (
+    _check_second_moments,
     _data_moments,
     _noise_start,
     _fit_diagonal,
@@ -44,10 +44,6 @@ __all__ = ["SpreadFactorAnalysis"]
 # at this fraction of the mean feature variance (FactorAnalysis floors them at
 # 1e-12 in absolute terms; a relative floor keeps the fit equivariant to units).
 _RELATIVE_NOISE_FLOOR_WITHOUT_SPREAD = 1e-12
-# Headroom under float64's largest value for the sums and products of the
-# second moments (traces, whitening, eigensolvers): data whose covariance's
-# trace is within this factor of the largest float are rejected.
-_SECOND_MOMENT_MARGIN = 1e6
 
 
 class SpreadFactorAnalysis(BaseSpreadEstimator):
@@ -359,15 +355,7 @@ class SpreadFactorAnalysis(BaseSpreadEstimator):
         n_samples, mean, scatter = moments
         n_features = len(mean)
         covariance = scatter / n_samples
-        with np.errstate(over="ignore"):
-            overflows = not np.isfinite(np.trace(covariance) * _SECOND_MOMENT_MARGIN)
-        if overflows:
-            raise ValueError(
-                "The data's second moments overflow float64 (the values reach about "
-                f"{math.sqrt(np.finfo(float).max / _SECOND_MOMENT_MARGIN):.0e} or beyond): "
-                "rescale X, for instance divide it by its largest absolute value. The "
-                "fit is equivariant to the data's units, so nothing else changes."
-            )
+        _check_second_moments(covariance, dtype)
         n_components = n_features if self.n_components is None else self.n_components
         if n_components > n_features:
             raise ValueError(

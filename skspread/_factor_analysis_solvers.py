@@ -8,7 +8,7 @@ float64, whatever the dtype of the data.
 # Authors: The skspread developers
 # SPDX-License-Identifier: BSD-3-Clause
 
-from math import log, pi
+from math import log, pi, sqrt
 
 import numpy as np
 from scipy import linalg
@@ -35,6 +35,27 @@ def _data_moments(X):
         block = X[start : start + _BLOCK_ROWS].astype(np.float64) - mean
         scatter += block.T @ block
     return n_samples, mean, scatter
+
+
+# Headroom under the largest float for the sums and products of the second
+# moments (traces, whitening, eigensolvers, the stored variances): data
+# whose covariance's trace is within this factor of it are refused.
+_SECOND_MOMENT_MARGIN = 1e6
+
+
+def _check_second_moments(covariance, dtype):
+    """Refuse data whose second moments overflow ``dtype``, the fitted arrays' dtype."""
+    largest = np.finfo(dtype).max / _SECOND_MOMENT_MARGIN
+    with np.errstate(over="ignore"):
+        overflows = not np.trace(covariance) < largest
+    if overflows:
+        raise ValueError(
+            f"The data's second moments overflow {np.dtype(dtype).name} (the values "
+            f"reach about {sqrt(largest):.0e} or beyond): rescale X, for "
+            "instance divide it by its largest absolute value, and a fixed "
+            "noise_variance or spread_scale with it (the fit is equivariant to the "
+            "data's units)."
+        )
 
 
 def _top_eigenpairs(matrix, n_components, svd_method, random_state):

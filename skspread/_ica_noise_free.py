@@ -46,7 +46,7 @@ import numpy as np
 
 from ._ica_em import _EMResult
 from ._ica_exact import exact_e_step_applies
-from ._ica_sampling import _importance_posterior, _Proposal, _standard_normal_draws, _whitened
+from ._ica_sampling import _floored_noise, _log_likelihood, _standard_normal_draws
 from ._ica_start import _principal_axes
 from ._source_density import _HALF_WIDTH, N_MIXTURE, MixtureSourceDensity, _compact
 from ._source_density import _mixture_em_step
@@ -216,15 +216,13 @@ def _likelier_run(staged, candidate, start, batch_size, verbose):
         eps = None
         if not exact_e_step_applies(N_MIXTURE, n_components):
             eps = _standard_normal_draws(_MAX_DRAWS, n_components, np.random.RandomState(0))
-        # A feature without noise is a limit the whitening cannot take: a
-        # tiny share of the largest noise stands in (as in transform).
-        noise = np.maximum(noise, 1e-6 * noise.max())
-        Y, mixing, variance, log_jacobian = _whitened(X_centred, result.mixing, noise[()])
-        log_marginal = _importance_posterior(
-            Y, _Proposal(mixing, variance), eps, result.prior, batch_size, np.float64,
-            moments=False,
-        )[0]
-        noisy = float(np.mean(log_marginal)) + log_jacobian
+        noisy = float(
+            np.mean(
+                _log_likelihood(
+                    X_centred, result.mixing, _floored_noise(noise), result.prior, eps, batch_size
+                )
+            )
+        )
     else:
         noisy = _square_log_likelihood(X_centred, result.mixing, result.prior)
     if len(X_centred) * (noise_free - noisy) < -noise.size:
@@ -240,8 +238,7 @@ def _likelier_run(staged, candidate, start, batch_size, verbose):
 def _square_log_likelihood(X_centred, mixing, prior):
     """Mean log p(x) = log |det B| + sum_k log p_k(b_k^T x) of a square noise-free model, B = A^-1."""
     unmixing = np.linalg.inv(mixing)
-    _, log_det = np.linalg.slogdet(unmixing)
-    return float(log_det + np.mean(np.sum(prior.log_density(X_centred @ unmixing.T), axis=1)))
+    return _mean_loglike(unmixing, prior.log_density(X_centred @ unmixing.T))
 
 
 def _set_aside_because(fit, n_features, subspace):

@@ -466,35 +466,59 @@ def _evaluation_draws(model):
     return _standard_normal_draws(model.n_importance_samples_, model.mixing_.shape[1], rng)
 
 
+def _log_likelihood(X_centred, mixing, total_variance, prior, eps, batch_size, offsets=None):
+    """log p(x) per row under N(x | A z, tau^2) and the prior: exact, or by importance sampling.
+
+    ``total_variance`` is tau^2 (a scalar, or one per feature); ``eps`` the
+    importance draws (None: exact). With ``offsets`` (N, S_y, D), the mean
+    over the copies x + offset (the spread copies of ``score_samples``).
+    """
+    Y, whitened, variance, log_jacobian = _whitened(X_centred, mixing, total_variance)
+    if offsets is None:
+        offsets = np.zeros((len(Y), 1, Y.shape[1]))
+    offsets, _, _, _ = _whitened(offsets, mixing, total_variance)
+    proposal = _Proposal(whitened, variance)
+    log_likelihood = np.zeros(len(X_centred))
+    for copy in range(offsets.shape[1]):
+        log_marginal, _, _, _ = _importance_posterior(
+            Y + offsets[:, copy], proposal, eps, prior, batch_size, np.float64, moments=False
+        )
+        log_likelihood += log_marginal
+    return log_likelihood / offsets.shape[1] + log_jacobian
+
+
 def _spread_log_likelihood(X_centred, model):
     """``SpreadICA.score_samples`` of centred rows: importance sampling per spread copy.
 
     ``model`` is the fitted SpreadICA (its mixing, noise, spread, prior,
     copies, batch size and evaluation seed).
     """
-    eps = _evaluation_draws(model)
     spread = model.spread_
     total_variance = np.asarray(model.noise_variance_, dtype=np.float64) + (
         0.0 if spread is None else spread.variance
     )
-    mixing = model.mixing_.astype(np.float64)
-    Y, mixing, variance, log_jacobian = _whitened(X_centred, mixing, total_variance[()])
-    if spread is None:
-        offsets = np.zeros((len(Y), 1, Y.shape[1]))
-    else:
+    offsets = None
+    if spread is not None:
         keys = row_keys(X_centred, spread.scale, model._evaluation_seed)
-        shape = (model.n_spread_samples, Y.shape[1])
+        shape = (model.n_spread_samples, X_centred.shape[1])
         offsets = spread.scale * row_standard_normals(keys, shape)
-    offsets, _, _, _ = _whitened(offsets, model.mixing_, total_variance[()])
-    proposal = _Proposal(mixing, variance)
-    log_likelihood = np.zeros(len(X_centred))
-    for copy in range(offsets.shape[1]):
-        log_marginal, _, _, _ = _importance_posterior(
-            Y + offsets[:, copy], proposal, eps, model._prior, model.batch_size, np.float64,
-            moments=False,
-        )
-        log_likelihood += log_marginal
-    return log_likelihood / offsets.shape[1] + log_jacobian
+    return _log_likelihood(
+        X_centred, model.mixing_.astype(np.float64), total_variance[()], model._prior,
+        _evaluation_draws(model), model.batch_size, offsets,
+    )
+
+
+def _floored_noise(noise_variance):
+    """A per-feature noise with its zeros raised to 1e-6 of the largest (a scalar as it is).
+
+    A feature without noise pins z to a subspace, a limit the whitening of
+    ``_whitened`` cannot take; a tiny share of the largest noise keeps the
+    posterior a density.
+    """
+    noise_variance = np.asarray(noise_variance, dtype=np.float64)
+    if noise_variance.ndim:
+        noise_variance = np.maximum(noise_variance, 1e-6 * noise_variance.max())
+    return noise_variance[()]
 
 
 def _posterior_mean(X_centred, model):
@@ -506,12 +530,8 @@ def _posterior_mean(X_centred, model):
     noise_variance = np.asarray(model.noise_variance_, dtype=np.float64)
     if not np.any(noise_variance > 0):
         return X_centred @ model.components_.T.astype(np.float64)
-    if noise_variance.ndim:
-        # A feature without noise pins z to a subspace; a tiny share of the
-        # largest noise keeps the whitened posterior a density.
-        noise_variance = np.maximum(noise_variance, 1e-6 * noise_variance.max())
     Y, mixing, variance, _ = _whitened(
-        X_centred, model.mixing_.astype(np.float64), noise_variance[()]
+        X_centred, model.mixing_.astype(np.float64), _floored_noise(noise_variance)
     )
     _, posterior_mean, _, _ = _importance_posterior(
         Y, _Proposal(mixing, variance), _evaluation_draws(model), model._prior, model.batch_size,

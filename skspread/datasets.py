@@ -144,7 +144,7 @@ def make_ica(
         raise ValueError(f"source must be one of {SOURCES}, got {source!r}.")
     rng = check_random_state(random_state)
     mixing = rng.choice([-1.0, 1.0], size=(n_features, n_components))
-    # A square sign matrix is singular often (4 x 4: about a third of draws),
+    # A square sign matrix is singular often (4 x 4: about two draws in three),
     # and a mixing of lower rank has no unique sources: redraw it.
     while np.linalg.matrix_rank(mixing) < n_components:
         mixing = rng.choice([-1.0, 1.0], size=(n_features, n_components))

@@ -144,10 +144,16 @@ def test_a_last_step_that_breaks_the_model_is_an_error_not_a_nan_model(data, mon
     assert np.all(np.isfinite(model.score_samples(data)))
 
 
-def test_partial_fit_in_other_units_warns(data):
+def test_partial_fit_in_other_units_warns(data, tmp_path):
     model = DeltaVAE(random_state=0, **TINY).partial_fit(data)
+    for block in (30 * data, 30 * data[:1]):
+        with pytest.warns(UserWarning, match="units of the first fit") as record:
+            model.partial_fit(block)
+        assert record[0].filename == __file__  # the caller's line
+    memmap = np.lib.format.open_memmap(tmp_path / "rows.npy", mode="w+", shape=data.shape)
+    memmap[:] = 30 * data
     with pytest.warns(UserWarning, match="units of the first fit"):
-        model.partial_fit(1e3 * data)
+        model.partial_fit(memmap)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         model.partial_fit(data[:40])

@@ -422,8 +422,9 @@ def test_sklearn_compatible_estimator(estimator, check):
 
 
 @pytest.mark.parametrize("noise_variance", [0.0, "diagonal"])
-def test_values_whose_squares_overflow_are_a_clear_error(noise_variance):
-    X = np.random.default_rng(0).standard_normal((300, 4)) * 1e153
+@pytest.mark.parametrize("dtype, scale", [(np.float64, 1e153), (np.float32, 1e20)])
+def test_values_whose_squares_overflow_are_a_clear_error(noise_variance, dtype, scale):
+    X = (np.random.default_rng(0).standard_normal((300, 4)) * scale).astype(dtype)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # numpy's own overflow
         with pytest.raises(ValueError, match="rescale X"):

@@ -213,10 +213,10 @@ def test_noise_free_fit_is_kept_where_the_score_test_leaves_the_noise_open(
     units_range, noise_variance
 ):
     # 2000 noise-free rows of 4 Laplace sources: the score test neither finds
-    # noise nor rules it out (bound 5.3% of the weakest principal variance),
-    # so spread-EM fits; its learned noise took up the densities' misfit
-    # (Amari 0.114, noise 0.076) and, with features in units 1e4 apart,
-    # broke the fit (1.106). The noise-free fit is the likelier model.
+    # noise nor rules it out (bound 5.3-6.0% of the weakest principal
+    # variance), so spread-EM fits; it crawled to a frozen warning (Amari
+    # 0.061 after 338 evaluations) and, with features in units 1e4 apart,
+    # broke the fit (1.106). The noise-free fit (0.053) is the likelier model.
     X, mixing = _laplace_square()
     units = np.logspace(-2, 2, 4) ** (np.log10(units_range) / 4)
     with warnings.catch_warnings():

@@ -108,6 +108,7 @@ class DataParallel:
             else {"broadcast_buffers": False}
         )
         self.network = parallel(self.share_loss, device_ids=device_ids, **no_buffer_sync)
+        self.device = device
         self._rows = None
 
     def rows(self, X, indices):
@@ -121,6 +122,13 @@ class DataParallel:
         """This share's loss, weighted so that the averaged gradients are the batch's."""
         self.share_loss.loss_carrier.grad = None
         return self.network(batch, generator, self._rows)
+
+    def everywhere(self, flag):
+        """Whether ``flag`` holds in every process of the group (one all-reduce)."""
+        torch = import_torch()
+        value = torch.tensor([1.0 if flag else 0.0], device=self.device)
+        torch.distributed.all_reduce(value, op=torch.distributed.ReduceOp.MIN)
+        return bool(value.item() > 0.0)
 
     def loss_value(self):
         """The batch's mean loss, after ``backward``: the same in every process.

@@ -24,6 +24,9 @@ from ._distributed import data_parallel
 
 # Parameters that fix the networks' and the spread's shapes and meaning: a
 # warm start cannot continue a model built with other values.
+# Rows read to compare data that continue a fit with its standardisation.
+_N_UNITS_ROWS = 4096
+
 _STRUCTURAL_PARAMS = (
     "n_components",
     "architecture",
@@ -100,7 +103,8 @@ class DeltaVAEFitting:
                     f"the previous fit: {', '.join(changed)} changed since the model was "
                     "built. The model is fitted anew.",
                     UserWarning,
-                    stacklevel=4,
+                    # Past the decorators and _fit_and_report, at the caller's line.
+                    stacklevel=6,
                 )
                 keep = False
         X = self._validate_training_data(X, reset=not keep)
@@ -152,10 +156,12 @@ class DeltaVAEFitting:
         ``data_scale_`` or under a tenth of it is in other units, or unlike
         the first block (a first block of zeros gives ``data_scale_`` 1).
         """
-        if isinstance(X, RowSource) or len(X) < 2:
-            # Out-of-core rows are not read for this (they are, batch by batch, to train).
-            return
-        ratio = math.sqrt(float(np.mean(self._standardise(X) ** 2)))
+        n_samples = X.n_samples if isinstance(X, RowSource) else len(X)
+        # Evenly spaced rows, at most _N_UNITS_ROWS of them: large or
+        # out-of-core data are not copied or read whole for this.
+        sample = np.unique(np.linspace(0, n_samples - 1, min(n_samples, _N_UNITS_ROWS)).astype(int))
+        rows = X.rows(sample) if isinstance(X, RowSource) else X[sample]
+        ratio = math.sqrt(float(np.mean(self._standardise(rows) ** 2)))
         if not 0.1 <= ratio <= 10.0:
             warnings.warn(
                 f"The rows passed to continue the fit deviate from mean_ by {ratio:.3g} "
@@ -163,7 +169,7 @@ class DeltaVAEFitting:
                 "the networks were trained on. Pass data in the units of the first fit, "
                 "or fit anew (fit, or a first partial_fit on rows like the rest).",
                 UserWarning,
-                stacklevel=4,
+                stacklevel=7,
             )
 
     def _validate_training_data(self, X, reset):

@@ -327,17 +327,16 @@ class Trainer:
         training (with learning_rate=10 on digits, every score was NaN). The
         last batch's loss is evaluated again after the step, with a
         generator of its own so that training's random stream is unchanged.
-        In a data-parallel fit, where the processes hold different rows and
-        must agree, the parameters are checked instead.
+        In a data-parallel fit each process evaluates its share of the
+        batch, and all stop if any finds its loss non-finite.
         """
+        with torch.no_grad():
+            loss = self.model.negative_elbo(
+                self._rows(X, indices), make_generator(self.device, 0)
+            ).mean()
+        finite = bool(torch.isfinite(loss))
         if self.data_parallel is not None:
-            finite = all(bool(torch.isfinite(p).all()) for p in self.model.parameters())
-        else:
-            with torch.no_grad():
-                loss = self.model.negative_elbo(
-                    self._rows(X, indices), make_generator(self.device, 0)
-                ).mean()
-            finite = bool(torch.isfinite(loss))
+            finite = self.data_parallel.everywhere(finite)
         if not finite:
             raise FloatingPointError(
                 f"The model became non-finite at the last step of epoch "
