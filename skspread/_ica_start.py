@@ -98,7 +98,7 @@ def _auto_spread_scale(X, n_components, noise_variance, init):
 
 
 def _spread_copies(X_centred, spread, n_copies, rng):
-    """``n_copies`` spread copies of each row, in a row's copies' order (the rows without spread)."""
+    """``n_copies`` spread copies of each row, a row's copies consecutive (the rows without spread)."""
     if spread is None:
         return X_centred
     Y = np.repeat(X_centred, n_copies, axis=0)
