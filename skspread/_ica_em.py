@@ -518,8 +518,10 @@ def _warn_unless_converged(result, spread, estimator):
             "Without spread and with little model noise, EM cannot move "
             "(paper eq 43-45): use spread='gaussian'."
             if spread is None
-            else "Increase spread_scale (a wider spread speeds EM up), or lower tol "
-            "so that EM runs on (max_iter does not stop a frozen fit)."
+            else "Lower tol (to a hundredth, say) so that EM runs on towards the "
+            "maximum, and raise max_iter if it then stops there (max_iter alone does "
+            "not move a frozen fit). A larger spread_scale speeds EM up but costs "
+            "statistical efficiency: the fit is then less accurate."
         )
         warnings.warn(
             f"SpreadICA's EM is frozen: after {len(result.loglike)} iterations its "
