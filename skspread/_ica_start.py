@@ -122,10 +122,20 @@ def _check_identifiable(X_centred, n_components):
         )
     rank = int(np.linalg.matrix_rank(X_centred))
     if rank < n_components:
+        scales = np.std(X_centred, axis=0)
+        span = float(scales.max() / scales.min())
+        # Columns in units far apart leave the small ones below float64's
+        # resolution of the rank next to the large ones.
+        units = (
+            f" The columns' standard deviations span a factor {span:.0e}: if "
+            "they are in different units, standardise them first (StandardScaler)."
+            if span > 1e4
+            else ""
+        )
         raise ValueError(
             f"The centred X has rank {rank} < n_components={n_components}: the "
             "data span too few directions to separate that many sources. Reduce "
-            f"n_components to at most {rank}."
+            f"n_components to at most {rank}.{units}"
         )
 
 

@@ -571,6 +571,11 @@ def test_degenerate_data_refused_before_em(monkeypatch):
     low_rank = make_ica(100, 4, 2, random_state=0).sources @ np.diag([1.0, 2.0])[:, [0, 1, 0, 1]]
     with pytest.raises(ValueError, match="rank 2 < n_components=3"):
         SpreadICA(3).fit(low_rank)
+    # Full rank, but columns in units 1e14 apart fall below float64's rank
+    # resolution: the error says to standardise them.
+    units = make_ica(2000, 4, 4, noise_std=0.1, random_state=0).data * np.logspace(-7, 7, 4)
+    with pytest.raises(ValueError, match="span a factor 1e\\+14.*StandardScaler"):
+        SpreadICA().fit(units)
 
 
 def test_shared_base_contract_fitted_spread_sample_and_inverse_transform(small_fit):
