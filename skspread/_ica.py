@@ -13,7 +13,8 @@ from ._ica_draws import _DrawsRun, _first_draws, _fit_with_draws, _fixed_draws
 from ._ica_em import _rank_deficiency_as_value_error, _warn_unless_converged
 from ._ica_noise_free import _likelier_run, _noise_free_run, _principal_subspace
 from ._ica_online import _block_starts, _online_update, _OnlineState
-from ._ica_start import _auto_spread_scale, _fit_start, _spread_copies, _start_noise_variance
+from ._ica_start import _auto_spread_scale, _check_identifiable, _fit_start, _spread_copies
+from ._ica_start import _start_noise_variance
 from ._ica_sampling import _draw_sets, _posterior_mean, _spread_log_likelihood
 from ._source_density import sample_prior
 from .spread import GaussianSpread
@@ -475,6 +476,8 @@ class SpreadICA(BaseSpreadEstimator):
                 f"n_components={n_components} must be <= n_features={n_features}: "
                 "SpreadICA needs at least as many observed dimensions as sources."
             )
+        # Degenerate data are named before the 'auto' spread looks for their scale.
+        _check_identifiable(X - X.mean(axis=0), n_components)
         spread = self._resolve_spread(X, self.noise_variance)
         noise_variance = 0.0 if noise_free else self.noise_variance
         start = _fit_start(

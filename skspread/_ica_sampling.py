@@ -475,16 +475,18 @@ def _log_likelihood(X_centred, mixing, total_variance, prior, eps, batch_size, o
     """
     Y, whitened, variance, log_jacobian = _whitened(X_centred, mixing, total_variance)
     if offsets is None:
-        offsets = np.zeros((len(Y), 1, Y.shape[1]))
-    offsets, _, _, _ = _whitened(offsets, mixing, total_variance)
+        copies = [Y]
+    else:
+        offsets = _whitened(offsets, mixing, total_variance)[0]
+        copies = (Y + offsets[:, copy] for copy in range(offsets.shape[1]))
     proposal = _Proposal(whitened, variance)
-    log_likelihood = np.zeros(len(X_centred))
-    for copy in range(offsets.shape[1]):
-        log_marginal, _, _, _ = _importance_posterior(
-            Y + offsets[:, copy], proposal, eps, prior, batch_size, np.float64, moments=False
-        )
-        log_likelihood += log_marginal
-    return log_likelihood / offsets.shape[1] + log_jacobian
+    log_likelihood, n_copies = np.zeros(len(X_centred)), 0
+    for rows in copies:
+        log_likelihood += _importance_posterior(
+            rows, proposal, eps, prior, batch_size, np.float64, moments=False
+        )[0]
+        n_copies += 1
+    return log_likelihood / n_copies + log_jacobian
 
 
 def _spread_log_likelihood(X_centred, model):

@@ -38,14 +38,14 @@ class _FitStart(NamedTuple):
 
 
 def _fit_start(X, n_components, spread, init, noise_variance, random_state, mixing=None):
-    """The ``_FitStart`` of a fit on ``X`` (float64) with the resolved ``spread``.
+    """The ``_FitStart`` of a fit on ``X`` (float64, checked by ``_check_identifiable``).
 
-    ``mixing``, if given, replaces the start ``init`` gives: a mixing fitted
-    with unit-variance sources that carry the noise (see ``_shrunk_to_signal``).
+    ``spread`` is the resolved spread. ``mixing``, if given, replaces the
+    start ``init`` gives: a mixing fitted with unit-variance sources that
+    carry the noise (see ``_shrunk_to_signal``).
     """
     mean = X.mean(axis=0)
     X_centred = X - mean
-    _check_identifiable(X_centred, n_components)
     spread_variance = 0.0 if spread is None else spread.variance
     rng = check_random_state(random_state)
     mixing, total_variance, least_variance = _initial_parameters(
@@ -81,9 +81,6 @@ def _auto_spread_scale(X, n_components, noise_variance, init):
     sigma: there sigma^2 = 0.02 (lambda_K - gamma^2), at most 2% of the
     weakest source's variance added to its posterior.
     """
-    if np.any(np.ptp(X, axis=0) == 0):
-        # Constant columns leave no scale to take: say what to change first.
-        _check_identifiable(X - X.mean(axis=0), n_components)
     covariance = np.atleast_2d(np.cov(X, rowvar=False))
     smallest_signal = np.linalg.eigvalsh(covariance)[-n_components] - noise_variance
     # Where the rules give no spread (the mean covariance entry cancels, or
