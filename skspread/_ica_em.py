@@ -67,20 +67,23 @@ class _EMStep(NamedTuple):
 
 
 @_one_blas_thread
-def _e_step(Y, mixing, total_variance, draw_sets, source, batch_size):
+def _e_step(Y, mixing, total_variance, draw_sets, source, batch_size, densities=True):
     """The E-step's sufficient statistics of the rows of ``Y`` at (A, Psi) (paper eq 50-56).
 
     ``total_variance`` is tau^2 = sigma^2 + gamma^2, a scalar or one per
     feature (then y and A are whitened by it, so the sampler stays
     isotropic). ``draw_sets`` pairs groups of rows with their importance
     draws (see ``_draw_sets``). The importance weights are computed in
-    float32, and the moments from them in float64.
+    float32, and the moments from them in float64. Without ``densities``
+    a learned density's statistics are not gathered (the checks' E-steps
+    need A's M-step only, and the histogram costs as much as the
+    density's evaluation).
     """
     Y_whitened, mixing_whitened, proposal_variance, log_jacobian = _whitened(
         Y, mixing, total_variance
     )
     proposal = _Proposal(mixing_whitened, proposal_variance)
-    if isinstance(source, str):
+    if isinstance(source, str) or not densities:
         histogram = None
     elif draw_sets[0][1] is None:
         # Exact (no draws): the rows' groups do not matter, and one pass is faster.
@@ -142,13 +145,16 @@ def _em_step(Y, mixing, total_variance, draw_sets, source, batch_size):
 
 
 def _group_statistics(Y, mixing, total_variance, groups, source, batch_size):
-    """Each group's E-step statistics at (A, Psi), and their sum.
+    """Each group's E-step statistics for A's M-step at (A, Psi), and their sum.
 
+    A learned density's statistics are left out (the checks use A's).
     ``groups`` pairs row indices (a slice or an index array) of ``Y`` with
     the importance draws of those rows.
     """
     statistics = [
-        _e_step(Y[rows], mixing, total_variance, [(slice(None), eps)], source, batch_size)
+        _e_step(
+            Y[rows], mixing, total_variance, [(slice(None), eps)], source, batch_size, False
+        )
         for rows, eps in groups
     ]
     return statistics, sum(statistics[1:], statistics[0])
