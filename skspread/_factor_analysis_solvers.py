@@ -14,6 +14,8 @@ import numpy as np
 from scipy import linalg
 from sklearn.utils.extmath import randomized_svd
 
+from ._squarem import remaining_increase
+
 __all__ = []
 
 # Rows per block when the scatter matrix is accumulated: bounds the float64
@@ -159,7 +161,7 @@ def _fit_diagonal(
         Starting Psi (raised to ``noise_floor``).
     tol : float
         Stop when the mean log-likelihood per sample is estimated to be
-        within ``tol`` of its maximum (see ``_remaining_increase``).
+        within ``tol`` of its maximum (see ``remaining_increase``).
 
     Returns
     -------
@@ -202,32 +204,12 @@ def _fit_diagonal(
                 f"mean log-likelihood per sample {current:.10g}"
             )
         increase = current - previous
-        if _remaining_increase(increase, last_increase) < tol:
+        if remaining_increase(increase, last_increase) < tol:
             converged = True
             break
         previous, last_increase = current, increase
         noise_variance = np.maximum(variances - np.sum(components**2, axis=0), noise_floor)
     return components, noise_variance, loglike, n_iter, converged
-
-
-def _remaining_increase(increase, last_increase):
-    """The log-likelihood EM has still to gain, from its last two increases.
-
-    EM converges geometrically, each increase about r times the one before,
-    so what remains after ``increase`` is increase * r / (1 - r) (Aitken),
-    and at least ``increase``. A rate r near 1 (factor analysis's EM is slow
-    along the noise variances) makes this many times the last increase:
-    stopping on the last increase alone left the noise variances up to 10
-    times their sampling error away from the maximum (D=12, K=3, N=20000).
-    An increase that does not fall (r >= 1) leaves nothing estimated
-    (inf); one that is not positive ends the fit.
-    """
-    if not np.isfinite(increase) or increase <= 0:
-        return increase
-    rate = increase / last_increase if 0 < last_increase < np.inf else 0.0
-    if rate >= 1:
-        return np.inf
-    return max(increase, increase * rate / (1.0 - rate))
 
 
 def _posterior_mean_map(components, noise_variance):

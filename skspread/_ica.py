@@ -9,8 +9,8 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._base import BaseSpreadEstimator, atomic_fit, check_n_samples
+from ._ica_convergence import _rank_deficiency_as_value_error, _warn_unless_converged
 from ._ica_draws import _DrawsRun, _first_draws, _fit_with_draws, _fixed_draws
-from ._ica_em import _rank_deficiency_as_value_error, _warn_unless_converged
 from ._ica_noise_free import _likelier_run, _noise_free_run, _principal_subspace
 from ._ica_online import _block_starts, _online_update, _OnlineState
 from ._ica_start import _auto_spread_scale, _check_identifiable, _fit_start, _spread_copies

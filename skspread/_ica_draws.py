@@ -42,7 +42,8 @@ from typing import NamedTuple
 import numpy as np
 
 from ._ica_exact import exact_e_step_applies
-from ._ica_em import _fit_past_noise_ridge, _fit_spread_em, _group_statistics, _m_step
+from ._ica_convergence import _fit_past_noise_ridge
+from ._ica_em import _fit_spread_em, _group_statistics, _m_step
 from ._ica_sampling import _draw_sets, _n_draw_sets
 from ._source_density import N_MIXTURE
 

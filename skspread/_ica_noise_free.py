@@ -44,7 +44,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ._ica_em import _EMResult
+from ._ica_em import LEAST_RISE, _EMResult
 from ._ica_exact import exact_e_step_applies
 from ._ica_sampling import _floored_noise, _log_likelihood, _standard_normal_draws
 from ._ica_start import _principal_axes
@@ -84,12 +84,6 @@ _DENSITY_TOL = 1e-3
 # optimum given the densities, and the densities get the first fit's
 # evaluations: what moves the unmixing then is mostly their crawl.
 _NEAR_GAIN = 1.0
-# The densities are converged once an iteration raises the log-likelihood,
-# over all rows, by less than this many nats: far below the likelihood-ratio
-# scale of their parameters (half a nat per standard error), while their
-# mixture EM, crawling along a ridge, can add over a nat per iteration for
-# tens of iterations and move the unmixing by a tenth of its error.
-_LEAST_RISE = 0.1
 # Step halvings before an iteration gives up on raising the likelihood.
 _MAX_HALVINGS = 20
 # Draws of the noisy model's likelihood where the exact E-step does not apply.
@@ -307,7 +301,7 @@ def _fit_noise_free(X_centred, mixing, basis, variances, max_iter, tol, verbose=
                 f"log-likelihood {loglike[-1]:.6f}"
             )
         rise = len(sources) * (loglike[-1] - loglike[-2]) if len(loglike) > 1 else np.inf
-        if gain < tol and abs(rise) < _LEAST_RISE:
+        if gain < tol and abs(rise) < LEAST_RISE:
             converged = True
             break
         evaluations = _FIRST_DENSITY_EVALUATIONS if gain < _NEAR_GAIN else _DENSITY_EVALUATIONS

@@ -21,10 +21,12 @@ _LOCATIONS = {
     # SpreadICA
     "ica_module": ("skspread._ica", None),
     "ica_em_module": ("skspread._ica_em", None),
+    "ica_convergence_module": ("skspread._ica_convergence", None),
     "fit_noise_free": ("skspread._ica_noise_free", "_fit_noise_free"),
     "principal_subspace": ("skspread._ica_noise_free", "_principal_subspace"),
     "set_aside_because": ("skspread._ica_noise_free", "_set_aside_because"),
     "em_step": ("skspread._ica_em", "_em_step"),
+    "likelihood_settled": ("skspread._ica_em", "_likelihood_settled"),
     "importance_posterior": ("skspread._ica_sampling", "_importance_posterior"),
     "empty_component_moments": ("skspread._ica_exact", "empty_component_moments"),
     "standard_normal_draws": ("skspread._ica_sampling", "_standard_normal_draws"),

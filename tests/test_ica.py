@@ -946,6 +946,7 @@ def test_the_ridge_end_is_kept_unless_the_stopped_fit_is_significantly_likelier(
     # kept with its noise still crawling warns.
     from types import SimpleNamespace
 
+    from skspread._testing import ica_convergence_module as convergence
     from skspread._testing import ica_em_module as em
 
     n_samples, floor = 1000, 0.01
@@ -957,7 +958,7 @@ def test_the_ridge_end_is_kept_unless_the_stopped_fit_is_significantly_likelier(
         loglike = [-4.0, -3.0 - loss / n_samples]
         return stopped._replace(total_variance=floor, loglike=loglike, noise_distance=0.0)
 
-    kept = em._fit_past_noise_ridge(stopped, start_variance, fit_from, 100, 3e-3, floor, n_samples)
+    kept = convergence._fit_past_noise_ridge(stopped, start_variance, fit_from, 100, 3e-3, floor, n_samples)
     falling = start_variance > stopped.total_variance
     assert asked == ([floor] if falling else [])
     assert (kept.total_variance == floor) is resumed_kept
@@ -965,7 +966,7 @@ def test_the_ridge_end_is_kept_unless_the_stopped_fit_is_significantly_likelier(
     estimator = SimpleNamespace(tol=3e-3, max_iter=500, n_importance_samples_=256)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ConvergenceWarning)
-        em._warn_unless_converged(kept, GaussianSpread(0.1), estimator)
+        convergence._warn_unless_converged(kept, GaussianSpread(0.1), estimator)
     assert [str(w.message).startswith("SpreadICA stopped while") for w in caught] == (
         [] if resumed_kept else [True]
     )
