@@ -404,11 +404,10 @@ def _fit_spread_em(
         # share the unknown rate, so the step is set against the map's error.
         # Checks (one E-step each) are spaced: at least 8 evaluations and a
         # quarter of those so far apart, unless a stall would stop the fit.
-        if exact and not final and not _likelihood_settled(plain_gains, len(Y)):
+        if exact and not _likelihood_settled(plain_gains, len(Y)):
             # The exact map's log-likelihood is exact: while it has more than
-            # LEAST_RISE to gain, EM still crawls, however small its steps
-            # (a stall, whose rate is within 0.001 of 1, is judged by the
-            # resolution alone).
+            # LEAST_RISE to gain, EM still crawls, however small its steps,
+            # and goes on (even where its rate looks like a stall's).
             return None
         if not final and checked_at and len(loglike) < max(checked_at[-1] + 8, 1.25 * checked_at[-1]):
             return None

@@ -106,8 +106,9 @@ def squarem(
     are not convergence; it returns True when the remaining distance is
     below the statistical resolution (the iteration has then converged),
     False when not, or None when it skipped the check (``final`` is True
-    before a stall would stop the iteration: it must check then). A check
-    counts as one evaluation.
+    before a stall would stop the iteration: None then means that the
+    caller still sees progress, and the iteration goes on). A check counts
+    as one evaluation.
 
     Whenever the step falls below ``tol`` without convergence,
     ``on_slow(x, evaluate)`` (if given) may return another point to continue
@@ -191,6 +192,9 @@ def squarem(
                     n_evaluations += verdict is not None
                     if verdict:
                         return SquaremResult(first, n_evaluations, True, False, rate)
+                    # None at a stall: the caller still sees progress (an exact
+                    # objective still rising), so the slow steps go on.
+                    stalls = stalls and verdict is not None
                 if stalls:
                     return SquaremResult(first, n_evaluations, False, True, step_rate)
         if n_evaluations + 2 > max_evaluations:

@@ -693,6 +693,24 @@ def test_squarem_stall_within_resolution_converges():
     assert asked == [True, True]
 
 
+def test_squarem_stall_goes_on_while_the_caller_sees_progress():
+    # ``resolved`` returning None at a stall (the exact E-step's log-likelihood
+    # still rising) keeps the slow steps going, here to max_evaluations.
+    from skspread._testing import squarem
+
+    fixed_point = np.full(4, 3.0)
+
+    def crawling(x):
+        return fixed_point + 0.99995 * (x - fixed_point)
+
+    start = fixed_point + np.array([1e-2, 0.0, 0.0, 0.0])
+    result = squarem(
+        crawling, start, max_evaluations=300, tol=1e-6, resolved=lambda x, step, final: None
+    )
+    assert not result.converged and not result.stalled
+    assert result.n_evaluations == 300
+
+
 def test_squarem_confirm_asks_the_resolution_before_converging():
     # A slow mode (rate 0.995) under a fast one (0.3): the rate estimated from
     # the last steps is the fast one's, and the distance test passes while
