@@ -380,10 +380,10 @@ class SpreadICA(BaseSpreadEstimator):
         ``transform`` and ``score_samples`` stay those of the first block.
         Each block gets fresh spread copies and importance draws from the
         stream of ``random_state``, so that their Monte Carlo error averages
-        over the blocks. ``mean_`` is the mean of all samples seen. Each
-        block is fitted on its own: give many more rows than n_components.
-        The fitted dtype is the first block's. :meth:`fit` starts afresh,
-        and so does ``partial_fit`` after it. The state is O(D K).
+        over the blocks. ``mean_`` is the mean of all samples seen. A later
+        block of under 20 rows per source takes one E-step at the model, with
+        a warning; the dtype, n_components, source, noise_variance and spread
+        (scale) stay the first block's (a change raises). fit starts afresh.
 
         Parameters
         ----------
@@ -421,10 +421,10 @@ class SpreadICA(BaseSpreadEstimator):
             dtype = X.dtype
             start = self._start(X.astype(np.float64, copy=False))
             self._set_evaluation_seed(start.rng)
-            state = _OnlineState.first(start, len(X), self.source)
+            state = _OnlineState.first(start, len(X), self)
         else:
             dtype = self.mixing_.dtype
-            state = self._online.with_mean_of(X.astype(np.float64, copy=False))
+            state = self._online.with_mean_of(X.astype(np.float64, copy=False), self)
         X_centred = X.astype(np.float64, copy=False) - state.mean
         rng = state.random_state()
         Y = _spread_copies(X_centred, state.start.spread, self.n_spread_samples, rng)
