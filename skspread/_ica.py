@@ -343,7 +343,7 @@ class SpreadICA(BaseSpreadEstimator):
                 staged = _fit_with_draws(Y, start, self.n_importance_samples, self.source, settings)
             staged = _likelier_run(staged, candidate, start, self.batch_size, self.verbose)
         run, self.n_importance_samples_ = staged.result, staged.n_draws
-        _warn_unless_converged(run, start.spread, self)
+        _warn_unless_converged(run, start.spread, self, start.X_centred)
         self._store_model(start.mean, run.mixing, run.total_variance, start, dtype, run.prior)
         self.effective_sample_size_ = run.effective_sample_size
         self.n_iter_ = len(run.loglike)
@@ -434,7 +434,7 @@ class SpreadICA(BaseSpreadEstimator):
         settings = (self.max_iter, self.tol, self.batch_size, self.verbose)
         with _rank_deficiency_as_value_error():
             state, result = _online_update(state, Y, len(X), starts, draw_sets, settings, rng)
-        _warn_unless_converged(result, state.start.spread, self)
+        _warn_unless_converged(result, state.start.spread, self, X_centred)
         model = (state.mean, state.mixing, state.total_variance, state.start, dtype, state.prior)
         self._store_model(*model)
         self.effective_sample_size_ = result.effective_sample_size

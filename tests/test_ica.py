@@ -984,7 +984,7 @@ def test_the_ridge_end_is_kept_unless_the_stopped_fit_is_significantly_likelier(
     estimator = SimpleNamespace(tol=3e-3, max_iter=500, n_importance_samples_=256)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ConvergenceWarning)
-        convergence._warn_unless_converged(kept, GaussianSpread(0.1), estimator)
+        convergence._warn_unless_converged(kept, GaussianSpread(0.1), estimator, np.eye(2))
     assert [str(w.message).startswith("SpreadICA stopped while") for w in caught] == (
         [] if resumed_kept else [True]
     )
