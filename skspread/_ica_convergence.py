@@ -1,4 +1,4 @@
-"""How SpreadICA's EM run ends: a singular M-step, the noise ridge's end, the convergence warnings."""
+"""How SpreadICA's EM run ends: a singular M-step, the noise ridge, the convergence warnings."""
 
 import math
 import warnings
@@ -103,6 +103,27 @@ def _warn_if_units_apart(X_centred):
         )
 
 
+def _noise_free_advice(result, spread, estimator):
+    """Advice to fix the noise at zero where a learned noise ended within 1% of it, else ''.
+
+    A fit whose learned noise goes to zero can still crawl, its densities
+    trading with the vanishing noise: on an audit's noise-free mixture of a
+    sparse spike train (beyond the densities' grid, so spread-EM fitted it)
+    and a Laplace source, EM froze at an Amari distance of 0.07 and a lower
+    tol drifted to 0.5, while ``noise_variance=0.0`` converged in 4
+    evaluations at 0.004 (FastICA 0.003).
+    """
+    if not isinstance(estimator.noise_variance, str) or spread is None:
+        return ""
+    total = np.asarray(result.total_variance, dtype=float)
+    if np.max(total - spread.variance) > 0.01 * np.max(total):
+        return ""
+    return (
+        "The learned noise ended near zero: if the data are (nearly) noise-free, "
+        "pass noise_variance=0.0, which fixes it there. "
+    )
+
+
 def _warn_unless_converged(result, spread, estimator, X_centred):
     """ConvergenceWarning for a frozen or unfinished EM, a crawling noise, or a degenerate sampler.
 
@@ -122,7 +143,8 @@ def _warn_unless_converged(result, spread, estimator, X_centred):
             "Without spread and with little model noise, EM cannot move "
             "(paper eq 43-45): use spread='gaussian'."
             if spread is None
-            else "Lower tol (to a hundredth, say) so that EM runs on towards the "
+            else _noise_free_advice(result, spread, estimator)
+            + "Lower tol (to a hundredth, say) so that EM runs on towards the "
             "maximum, and raise max_iter if it then stops there (max_iter alone does "
             "not move a frozen fit). A larger spread_scale speeds EM up but costs "
             "statistical efficiency: the fit is then less accurate."
@@ -148,7 +170,8 @@ def _warn_unless_converged(result, spread, estimator, X_centred):
         warnings.warn(
             f"SpreadICA did not converge: after max_iter={max_iter} EM "
             f"iterations the mixing matrix is still more than tol={tol} "
-            "(relative) from the EM fixed point. Increase max_iter or tol; with "
+            "(relative) from the EM fixed point. "
+            f"{_noise_free_advice(result, spread, estimator)}Increase max_iter or tol; with "
             "spread=None and a small noise_variance, EM is known to stall (use "
             "a spread).",
             ConvergenceWarning,

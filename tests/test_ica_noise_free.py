@@ -11,6 +11,7 @@ from skspread._testing import fit_noise_free, ica_module, initial_mixing, princi
 from skspread._testing import set_aside_because
 from skspread.datasets import make_ica
 from skspread.metrics import amari_distance, mixing_error
+from skspread.spread import GaussianSpread
 
 
 def _laplace_uniform(seed, noise_std, n_samples=4000, n_features=6):
@@ -238,3 +239,25 @@ def test_features_in_units_far_apart_warn_to_standardise():
         warnings.simplefilter("always")
         SpreadICA(2, random_state=0).fit(X * [1e-3, 1e3, 1.0, 1.0])
     assert not [w for w in caught if "standardise" in str(w.message)]
+
+
+@pytest.mark.parametrize("noise", [0.0, 0.5])
+def test_frozen_fit_with_a_vanishing_learned_noise_advises_fixing_it_at_zero(noise):
+    # A learned noise that ended near zero while EM crawled: fixing it at
+    # zero converged where a lower tol drifted (an audit's spike train).
+    from types import SimpleNamespace
+
+    from skspread._testing import ica_convergence_module as convergence
+    from skspread._testing import ica_em_module as em
+
+    spread = GaussianSpread(0.1)
+    stalled = em._EMResult(
+        np.eye(2), spread.variance + noise, "laplace", [-3.0], 100.0, False, True, 0.9995
+    )
+    estimator = SimpleNamespace(
+        tol=3e-3, max_iter=500, n_importance_samples_=0, noise_variance="isotropic"
+    )
+    with pytest.warns(ConvergenceWarning, match="frozen") as caught:
+        convergence._warn_unless_converged(stalled, spread, estimator, np.eye(2))
+    advised = "noise_variance=0.0" in str(caught[0].message)
+    assert advised is (noise == 0.0)
