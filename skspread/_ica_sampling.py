@@ -504,10 +504,17 @@ def _spread_log_likelihood(X_centred, model):
         keys = row_keys(X_centred, spread.scale, model._evaluation_seed)
         shape = (model.n_spread_samples, X_centred.shape[1])
         offsets = spread.scale * row_standard_normals(keys, shape)
-    return _log_likelihood(
+    log_likelihood = _log_likelihood(
         X_centred, model.mixing_.astype(np.float64), total_variance[()], model._prior,
         _evaluation_draws(model), model.batch_size, offsets,
     )
+    # Rows whose squared norm overflows (beyond about 1e154 times the data's
+    # scale) have a log-density below float64's range, where the arithmetic
+    # gives nan.
+    with np.errstate(over="ignore"):
+        beyond = ~np.isfinite(np.einsum("ij,ij->i", X_centred, X_centred))
+    log_likelihood[beyond & np.isnan(log_likelihood)] = -np.inf
+    return log_likelihood
 
 
 def _floored_noise(noise_variance):

@@ -201,7 +201,9 @@ class MixtureSourceDensity:
         centre = _GRID_SIZE // 2
         low = (means.min(axis=0) + offsets_t.min(axis=1)) / _GRID_STEP
         # One cell of margin: the grid's float32 sums round as they like.
-        return np.clip(np.floor(low).astype(np.intp) - 1, 1 - centre, centre - 2) + centre
+        # Clipped before the conversion: a float beyond intp's range (a row
+        # 1e50 times the data's scale) wraps around when converted.
+        return np.clip(np.floor(low) - 1, 1 - centre, centre - 2).astype(np.intp) + centre
 
     def log_prior_grid(self, means_t, offsets_t, out, scratch, origins, positions=None):
         """Write sum_k log p_k(means[b, k] + offsets[s, k]) into ``out[b, s]``.
@@ -220,7 +222,8 @@ class MixtureSourceDensity:
         rows_t = means_t * (1.0 / _GRID_STEP)
         draws_t = offsets_t * (1.0 / _GRID_STEP)
         highest = rows_t.max(axis=1) + draws_t.max(axis=1) - (origins - centre)
-        last = np.minimum(origins + np.ceil(highest) + 1, _GRID_SIZE - 1)
+        # Values all below the grid leave highest far below the origin.
+        last = np.clip(origins + np.ceil(highest) + 1, origins, _GRID_SIZE - 1)
         table, slope = self._table(out.dtype, int(origins.min()), int(last.max()))
         if positions is None:
             cell, fraction = np.empty(out.shape, dtype=np.intp), np.empty_like(out)

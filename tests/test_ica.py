@@ -988,3 +988,18 @@ def test_the_ridge_end_is_kept_unless_the_stopped_fit_is_significantly_likelier(
     assert [str(w.message).startswith("SpreadICA stopped while") for w in caught] == (
         [] if resumed_kept else [True]
     )
+
+
+def test_score_samples_of_rows_far_beyond_the_data():
+    # Audit: rows 1e50 times the data's scale raised "Maximum allowed size
+    # exceeded" (a grid origin wrapped around intp), and beyond about 1e154
+    # times the squared norm overflows: the score is -inf there, not nan.
+    X = make_ica(2000, n_features=4, n_components=2, random_state=0).data
+    for params in [{}, dict(noise_variance=0.05)]:
+        model = SpreadICA(2, random_state=0, **params).fit(X)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            far = model.score_samples(X[:2] * 1e50)
+            beyond = model.score_samples(X[:2] * 1e160)
+        assert np.all(np.isfinite(far)) and np.all(far < -1e90)
+        assert np.all(beyond == -np.inf)
