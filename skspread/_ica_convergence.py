@@ -88,7 +88,11 @@ def _warn_if_units_apart(X_centred):
     was reported as zero; both fitted well standardised. Spans of 1e6 were
     fitted well.
     """
-    scales = np.std(X_centred, axis=0)
+    # A constant feature (a stuck sensor in a partial_fit block) has no units
+    # (its standard deviation is rounding, not 0).
+    scales = np.std(X_centred, axis=0)[np.ptp(X_centred, axis=0) > 0]
+    if len(scales) < 2:
+        return
     span = float(scales.max() / scales.min())
     if span > _UNITS_SPAN:
         warnings.warn(

@@ -278,7 +278,9 @@ def _fit_spread_em(
     error along the step (``_sampling_error_along``): the remaining distance
     is then below a quarter of the fixed point's own sampling error, the
     rate cancelling; a stall that fails this check is frozen. The exact
-    E-step's map (no draws) is EM on an exact log-likelihood: its fit must
+    E-step's map (no draws) is EM on an exact log-likelihood (nearly an
+    ascent of it: the densities' M-step can lower it by thousandths of a
+    nat over the rows): its fit must
     also have less than ``LEAST_RISE`` nats over the rows still to gain
     (``_likelihood_settled``), and SQUAREM keeps an extrapolation that
     raises it. On 20000 rows of a 3 x 3 mixture with noise of standard
@@ -474,7 +476,8 @@ def _likelihood_settled(plain_gains, n_rows):
     what remains after a step that rose by g is g r^2 / (1 - r^2)
     (``remaining_increase`` at that rate). The rises' own ratio would not
     do: the first step after a SQUAREM extrapolation rises from a point off
-    EM's path. Without such a pair, not settled.
+    EM's path. g is the last positive rise (a step can lower the
+    log-likelihood slightly). Without such a pair, not settled.
     """
     pairs = [
         (before, after)
@@ -486,7 +489,13 @@ def _likelihood_settled(plain_gains, n_rows):
     # The largest of the last three rates, as SQUAREM takes: the first step
     # after an extrapolation can be shortened by fast modes as they decay.
     rate = max(after[2] / before[2] if before[2] > 0 else 0.0 for before, after in pairs[-3:])
-    rise = pairs[-1][1][1]
+    # The densities' M-step makes the map nearly, not exactly, an ascent: a
+    # step can lower the log-likelihood by thousandths of a nat, which says
+    # nothing of what remains; the last rise decides.
+    rises = [after[1] for _, after in pairs if after[1] > 0]
+    if not rises:
+        return False
+    rise = rises[-1]
     if rate == 0.0:
         return rise < LEAST_RISE / n_rows
     return remaining_increase(n_rows * rise, n_rows * rise / rate**2) < LEAST_RISE

@@ -31,6 +31,7 @@ model by about the step), with a warning.
 """
 
 import warnings
+from numbers import Number
 from typing import NamedTuple
 
 import numpy as np
@@ -89,7 +90,7 @@ class _OnlineState(NamedTuple):
         changed = [
             name
             for name, value in _stream_parameters(estimator).items()
-            if repr(value) != repr(self.parameters[name])
+            if not _same(value, self.parameters[name])
         ]
         if changed:
             was = ", ".join(repr(self.parameters[name]) for name in changed)
@@ -115,6 +116,18 @@ STREAM_PARAMETERS = ("n_components", "source", "noise_variance", "spread", "spre
 
 def _stream_parameters(estimator):
     return {name: getattr(estimator, name) for name in STREAM_PARAMETERS}
+
+
+def _same(value, kept):
+    """Whether a parameter's value is the one the stream kept.
+
+    Numbers and names compare by value (np.float64(0.09) is 0.09), objects
+    (a spread) by identity or repr.
+    """
+    plain = (Number, str, type(None))
+    if isinstance(value, plain) and isinstance(kept, plain):
+        return isinstance(value, str) == isinstance(kept, str) and bool(value == kept)
+    return value is kept or repr(value) == repr(kept)
 
 
 # Rows per source below which a later block is not fitted alone (see module).

@@ -261,3 +261,16 @@ def test_frozen_fit_with_a_vanishing_learned_noise_advises_fixing_it_at_zero(noi
         convergence._warn_unless_converged(stalled, spread, estimator, np.eye(2))
     advised = "noise_variance=0.0" in str(caught[0].message)
     assert advised is (noise == 0.0)
+
+
+def test_a_constant_feature_in_a_block_is_not_taken_for_other_units():
+    # Review: a later partial_fit block with a stuck sensor (one constant
+    # column) warned that the features' scales span 9e14.
+    X = make_ica(1400, 4, 2, noise_std=0.1, random_state=0).data
+    model = SpreadICA(2, random_state=0).partial_fit(X[:700])
+    block = X[700:].copy()
+    block[:, 0] = 3.0
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model.partial_fit(block)
+    assert not [w for w in caught if "standardise" in str(w.message)]

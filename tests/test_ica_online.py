@@ -150,6 +150,15 @@ def test_partial_fit_small_later_block_takes_one_e_step_with_a_warning():
     assert model.n_samples_seen_ == 1010
 
 
+def test_partial_fit_takes_numpy_scalars_for_the_same_parameters():
+    # np.float64(0.09) is the 0.09 the stream kept: no "changed" error.
+    X = make_ica(1400, n_features=4, n_components=2, random_state=0).data
+    model = SpreadICA(2, noise_variance=0.09, random_state=0).partial_fit(X[:700])
+    model.set_params(noise_variance=np.float64(0.09), n_components=np.int64(2))
+    model.partial_fit(X[700:])
+    assert model.n_samples_seen_ == 1400
+
+
 @pytest.mark.parametrize(
     "change", [dict(n_components=3), dict(noise_variance=0.5), dict(source="laplace")]
 )
