@@ -476,8 +476,9 @@ def _likelihood_settled(plain_gains, n_rows):
     what remains after a step that rose by g is g r^2 / (1 - r^2)
     (``remaining_increase`` at that rate). The rises' own ratio would not
     do: the first step after a SQUAREM extrapolation rises from a point off
-    EM's path. g is the last positive rise (a step can lower the
-    log-likelihood slightly). Without such a pair, not settled.
+    EM's path. g is the last positive rise of the last three (a step can
+    lower the log-likelihood slightly); three falls in a row are settled.
+    Without such a pair, not settled.
     """
     pairs = [
         (before, after)
@@ -490,11 +491,12 @@ def _likelihood_settled(plain_gains, n_rows):
     # after an extrapolation can be shortened by fast modes as they decay.
     rate = max(after[2] / before[2] if before[2] > 0 else 0.0 for before, after in pairs[-3:])
     # The densities' M-step makes the map nearly, not exactly, an ascent: a
-    # step can lower the log-likelihood by thousandths of a nat, which says
-    # nothing of what remains; the last rise decides.
-    rises = [after[1] for _, after in pairs if after[1] > 0]
+    # step can lower the log-likelihood by thousandths of a nat. One such
+    # step among rising ones says nothing of what remains (the last rise
+    # decides); three in a row say that EM no longer raises it.
+    rises = [after[1] for _, after in pairs[-3:] if after[1] > 0]
     if not rises:
-        return False
+        return len(pairs) >= 3
     rise = rises[-1]
     if rate == 0.0:
         return rise < LEAST_RISE / n_rows

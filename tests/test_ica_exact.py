@@ -147,5 +147,8 @@ def test_likelihood_settles_on_the_remaining_rise():
     # rise decides (0.3 nats at a rate of 0.99: far from settled).
     gains = [(3, 3e-4, 1.0), (4, 3e-4, 0.99), (6, 1e-4, 1.0), (7, -8e-6, 0.99)]
     assert not likelihood_settled(gains, 1000)
+    # Three falls in a row: EM no longer raises the log-likelihood.
+    gains = [(3, 3e-4, 1.0), (4, -1e-6, 0.99), (6, 1e-4, 1.0), (7, -1e-6, 0.99), (8, -1e-6, 0.98)]
+    assert likelihood_settled(gains, 1000)
     # Steps that do not shrink leave the remaining rise unknown.
     assert not likelihood_settled([(3, 1e-5, 1.0), (4, 1e-5, 1.0)], 1000)
