@@ -7,6 +7,8 @@ from contextlib import contextmanager
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 
+from ._ica_start import _units_span
+
 
 @contextmanager
 def _rank_deficiency_as_value_error():
@@ -88,12 +90,9 @@ def _warn_if_units_apart(X_centred):
     was reported as zero; both fitted well standardised. Spans of 1e6 were
     fitted well.
     """
-    # A constant feature (a stuck sensor in a partial_fit block) has no units
-    # (its standard deviation is rounding, not 0).
-    scales = np.std(X_centred, axis=0)[np.ptp(X_centred, axis=0) > 0]
-    if len(scales) < 2:
-        return
-    span = float(scales.max() / scales.min())
+    # A constant feature (a stuck sensor in a partial_fit block) has no
+    # units, and _units_span leaves it out.
+    span = _units_span(X_centred)
     if span > _UNITS_SPAN:
         warnings.warn(
             f"The features' standard deviations span a factor {span:.0e}: SpreadICA's "

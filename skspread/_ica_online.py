@@ -96,8 +96,9 @@ class _OnlineState(NamedTuple):
             was = ", ".join(repr(self.parameters[name]) for name in changed)
             raise ValueError(
                 f"SpreadICA.partial_fit: {', '.join(changed)} changed since the first "
-                f"block of this stream (was {was}); the stream keeps them. Call fit, or start a new stream on a fresh "
-                "estimator (clone), to use the new values."
+                f"block of this stream (was {was}); the stream keeps them. Call fit, "
+                "or start a new stream on a fresh estimator (clone), to use the new "
+                "values."
             )
         n_seen = self.n_samples_seen + len(X)
         mean = self.mean + (X.mean(axis=0) - self.mean) * (len(X) / n_seen)
@@ -134,6 +135,11 @@ def _same(value, kept):
 _LEAST_BLOCK_ROWS = 20
 
 
+def _fitted_alone(n_rows, n_components):
+    """Whether a later block of ``n_rows`` rows gets its own EM fixed point (see module)."""
+    return n_rows >= _LEAST_BLOCK_ROWS * n_components
+
+
 def step_size(n_rows, n_samples_seen):
     """rho_t = n_t / (n_1 + ... + n_t): a block of ``n_rows`` rows, ``n_samples_seen`` with it."""
     return n_rows / n_samples_seen
@@ -144,13 +150,15 @@ def _block_starts(state, first_block, X_centred, init, noise_variance, rng):
 
     The first block starts as fit does (``state`` holds that start, and the
     prior 'adaptive' has the EM fit the densities to the start's sources); a
-    later one from the model so far and, when the block is identifiable,
-    from a fit's start on it, its sources matched in order and sign to the
-    model's (and a learned density fitted to those sources).
+    later one from the model so far and, when the block is identifiable and
+    large enough to be fitted alone, from a fit's start on it, its sources
+    matched in order and sign to the model's (and a learned density fitted
+    to those sources).
     """
     starts = [(state.mixing, state.total_variance, state.prior)]
     n_components = state.start.n_components
-    if not first_block and _is_identifiable(X_centred, n_components):
+    own_start = not first_block and _fitted_alone(len(X_centred), n_components)
+    if own_start and _is_identifiable(X_centred, n_components):
         mixing, total_variance, _ = _initial_parameters(
             init, noise_variance, X_centred, n_components, state.start.spread_variance, rng
         )
@@ -175,18 +183,8 @@ def _online_update(state, Y, n_rows, block_starts, draw_sets, settings, rng):
     """
     start = state.start
     max_iter, tol, batch_size, verbose = settings
-    if len(block_starts) > 1:
-        block_starts = [
-            max(
-                block_starts,
-                key=lambda start: _e_step(
-                    Y, start[0], start[1], draw_sets, start[2], batch_size
-                ).log_likelihood,
-            )
-        ]
-    mixing, total_variance, prior = block_starts[0]
-    least_rows = _LEAST_BLOCK_ROWS * start.n_components
-    if state.statistics is not None and n_rows < least_rows:
+    if state.statistics is not None and not _fitted_alone(n_rows, start.n_components):
+        least_rows = _LEAST_BLOCK_ROWS * start.n_components
         warnings.warn(
             f"SpreadICA.partial_fit: a block of {n_rows} rows is too small to be fitted "
             f"alone (fewer than {_LEAST_BLOCK_ROWS} per source, {least_rows}); its "
@@ -208,23 +206,43 @@ def _online_update(state, Y, n_rows, block_starts, draw_sets, settings, rng):
             stalled=False,
             rate=0.0,
         )
-    else:
-        result = _fit_spread_em(
-            Y,
-            mixing,
-            total_variance,
-            draw_sets,
-            prior,
-            max_iter,
-            tol,
-            batch_size,
-            verbose,
-            noise=start.noise,
-            least_variance=start.least_variance,
-        )
-        block = _e_step(
-            Y, result.mixing, result.total_variance, draw_sets, result.prior, batch_size
-        )
+        return _averaged(state, block, n_rows, result, rng), result
+    if len(block_starts) > 1:
+        block_starts = [
+            max(
+                block_starts,
+                key=lambda start: _e_step(
+                    Y, start[0], start[1], draw_sets, start[2], batch_size
+                ).log_likelihood,
+            )
+        ]
+    mixing, total_variance, prior = block_starts[0]
+    result = _fit_spread_em(
+        Y,
+        mixing,
+        total_variance,
+        draw_sets,
+        prior,
+        max_iter,
+        tol,
+        batch_size,
+        verbose,
+        noise=start.noise,
+        least_variance=start.least_variance,
+    )
+    block = _e_step(
+        Y, result.mixing, result.total_variance, draw_sets, result.prior, batch_size
+    )
+    return _averaged(state, block, n_rows, result, rng), result
+
+
+def _averaged(state, block, n_rows, result, rng):
+    """The state with a block's E-step statistics ``block`` averaged in, and the M-step on them.
+
+    ``result`` is the block's EM run (its density is where the densities'
+    M-step starts); ``rng`` the generator whose state the next block continues.
+    """
+    start = state.start
     per_row = block.scaled(1.0 / block.n_rows)
     rho = step_size(n_rows, state.n_samples_seen)
     if state.statistics is not None:
@@ -239,7 +257,7 @@ def _online_update(state, Y, n_rows, block_starts, draw_sets, settings, rng):
         total_variance = _learned_total_variance(
             feature_variance, start.noise, start.least_variance
         )
-    new_state = state._replace(
+    return state._replace(
         n_blocks=state.n_blocks + 1,
         statistics=per_row,
         mixing=mixing,
@@ -247,4 +265,3 @@ def _online_update(state, Y, n_rows, block_starts, draw_sets, settings, rng):
         prior=prior,
         rng_state=rng.get_state(),
     )
-    return new_state, result

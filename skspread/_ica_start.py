@@ -103,6 +103,12 @@ def _spread_copies(X_centred, spread, n_copies, rng):
     return Y
 
 
+def _units_span(X_centred):
+    """Largest over smallest standard deviation of the non-constant features (1.0 below two)."""
+    scales = np.std(X_centred, axis=0)[np.ptp(X_centred, axis=0) > 0]
+    return float(scales.max() / scales.min()) if len(scales) > 1 else 1.0
+
+
 def _check_identifiable(X_centred, n_components):
     """Refuse data with fewer than ``n_components`` independent directions, before EM."""
     n_samples, _ = X_centred.shape
@@ -119,8 +125,7 @@ def _check_identifiable(X_centred, n_components):
         )
     rank = int(np.linalg.matrix_rank(X_centred))
     if rank < n_components:
-        scales = np.std(X_centred, axis=0)
-        span = float(scales.max() / scales.min())
+        span = _units_span(X_centred)
         # Columns in units far apart leave the small ones below float64's
         # resolution of the rank next to the large ones.
         units = (

@@ -82,12 +82,12 @@ def squarem(
     residual |F(x') - x'| is at most that of x1, |x2 - x1|; otherwise the
     plain step x2 is taken. The residual, not an objective, is the
     safeguard, so the map need not be an exact ascent of anything (an EM map
-    with Monte Carlo moments is not). A map that is an exact ascent of an
-    objective (EM with an exact E-step) may pass it as ``objective``: an
+    with Monte Carlo moments is not). A map that ascends an objective (EM
+    with an exact E-step, nearly) may pass it as ``objective``: an
     extrapolation that raises it above x1's is then kept too, since along a
-    ridge a point nearer the maximum can have a larger residual. The step bound grows by 4 each time it
-    is hit and shrinks by 4 when an extrapolation is rejected, as in the
-    SQUAREM package's defaults.
+    ridge a point nearer the maximum can have a larger residual. The step
+    bound grows by 4 each time it is hit and shrinks by 4 when an
+    extrapolation is rejected, as in the SQUAREM package's defaults.
 
     A small step alone does not mean convergence: a map that contracts at a
     rate rho near 1 takes small steps far from its fixed point, which lies
